@@ -1,0 +1,121 @@
+//! Flags every service shares. Each is also an environment variable, so the same binary is
+//! configured by flags on a laptop and by env in a Helm chart. Bad values fail at start with
+//! clap's message naming the flag.
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Address to bind the app and admin ports to (0.0.0.0 in a container).
+    #[arg(long, env = "LOOPSCOPE_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// App port (0 picks a free one). Default depends on the service.
+    #[arg(long, env = "LOOPSCOPE_PORT")]
+    pub port: Option<u16>,
+
+    /// Admin port serving /metrics, /healthz and /readyz (0 picks a free one).
+    #[arg(long, env = "LOOPSCOPE_ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+
+    /// Where /metrics lives: `separate` admin port on its own thread (prometheus_client's
+    /// start_http_server) or `mounted` on the app port (make_asgi_app).
+    #[arg(long, env = "LOOPSCOPE_METRICS_EXPOSITION", value_enum, default_value_t = MetricsExposition::Separate)]
+    pub metrics_exposition: MetricsExposition,
+
+    /// actix worker threads, each one event loop. Default: the number of CPUs.
+    #[arg(long, env = "LOOPSCOPE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub workers: Option<u16>,
+
+    /// Blocking-pool threads per actix worker (the threadpool mode's pool; anyio's default is 40).
+    #[arg(long, env = "LOOPSCOPE_BLOCKING_THREADS", default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub blocking_threads: u16,
+
+    /// A single poll of a handler longer than this is a blocked event loop.
+    #[arg(long, env = "LOOPSCOPE_STALL_THRESHOLD_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub stall_threshold_ms: u64,
+
+    /// How often the lag probe on each worker wakes up.
+    #[arg(long, env = "LOOPSCOPE_LAG_PROBE_INTERVAL_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub lag_probe_interval_ms: u64,
+
+    /// Longest `ms` any request may ask for; larger values get a 400.
+    #[arg(long, env = "LOOPSCOPE_MAX_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub max_ms: u64,
+
+    /// On SIGTERM, how long in-flight requests get to finish before connections are closed.
+    #[arg(long, env = "LOOPSCOPE_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_secs: u64,
+
+    /// `json` (one object per line, for machines) or `text` (for people). Filter with RUST_LOG.
+    #[arg(long, env = "LOOPSCOPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub sentry: SentryArgs,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SentryArgs {
+    /// Sentry DSN. Unset: Sentry is off.
+    #[arg(long, env = "SENTRY_DSN", value_parser = parse_dsn)]
+    pub sentry_dsn: Option<sentry::types::Dsn>,
+
+    /// Sentry environment.
+    #[arg(long, env = "SENTRY_ENVIRONMENT", default_value = "local")]
+    pub sentry_environment: String,
+
+    /// Share of requests traced as Sentry transactions (0 to 1).
+    #[arg(long, env = "SENTRY_TRACES_SAMPLE_RATE", default_value_t = 0.1, value_parser = parse_ratio)]
+    pub sentry_traces_sample_rate: f32,
+
+    /// Timeout of each request to Sentry, and of the flush at shutdown.
+    #[arg(long, env = "SENTRY_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub sentry_timeout_ms: u64,
+
+    /// At most one blocked-event-loop report per route in this many seconds.
+    #[arg(long, env = "LOOPSCOPE_STALL_REPORT_INTERVAL_SECS", default_value_t = 60)]
+    pub stall_report_interval_secs: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsExposition {
+    Separate,
+    Mounted,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl ServerArgs {
+    pub fn workers(&self) -> usize {
+        self.workers.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        })
+    }
+
+    pub fn stall_threshold(&self) -> Duration {
+        Duration::from_millis(self.stall_threshold_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+fn parse_dsn(value: &str) -> Result<sentry::types::Dsn, String> {
+    value
+        .parse()
+        .map_err(|e| format!("{e}; expected e.g. https://KEY@o0.ingest.sentry.io/0"))
+}
+
+fn parse_ratio(value: &str) -> Result<f32, String> {
+    match value.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{value}` is not a number between 0 and 1")),
+    }
+}

@@ -1,0 +1,46 @@
+//! The library every loopscope service links.
+//!
+//! A service describes itself ([`ServiceInfo`]), its flags ([`ServerArgs`] flattened into its
+//! own clap struct) and its routes; [`run`] does the rest in the order production needs:
+//! logs and Sentry before the actix System starts, one metrics registry for everything, the
+//! middleware stack, exposition on an admin port or mounted, stall detection, and a drain on
+//! SIGTERM that loses no accepted request.
+
+pub mod blocking;
+pub mod config;
+mod defer;
+pub mod error;
+pub mod health;
+pub mod logging;
+pub mod metrics;
+mod middleware;
+pub mod panic;
+pub mod params;
+pub mod reporting;
+mod run;
+pub mod server;
+pub mod shutdown;
+pub mod stall;
+pub mod upstream;
+
+pub use config::{MetricsExposition, ServerArgs};
+pub use error::ApiError;
+pub use metrics::Telemetry;
+pub use panic::get;
+pub use params::Params;
+pub use run::run;
+
+/// Who a process is: the `service` and `handling` labels on every metric and Sentry event.
+#[derive(Clone, Debug)]
+pub struct ServiceInfo {
+    pub name: &'static str,
+    /// `async` or `threadpool` for the worker; `None` for services with one way of handling.
+    pub handling: Option<&'static str>,
+    /// Ports used when the flags leave them unset.
+    pub default_port: u16,
+    pub default_admin_port: u16,
+}
+
+/// Crate version and git revision, as stamped by build.rs.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("LOOPSCOPE_REVISION");

@@ -1,0 +1,122 @@
+//! The custom instruments, created once from the OpenTelemetry meter and cloned into handlers.
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use tokio::runtime::Handle;
+
+use super::names::*;
+
+#[derive(Clone)]
+pub struct Instruments {
+    pub http_in_flight: UpDownCounter<i64>,
+    pub work_duration: Histogram<f64>,
+    pub blocking_queue_wait: Histogram<f64>,
+    pub blocking_in_flight: UpDownCounter<i64>,
+    pub blocking_threads_max: Gauge<u64>,
+    pub server_workers: Gauge<u64>,
+    pub event_loop_lag: Histogram<f64>,
+    pub blocked_polls: Counter<u64>,
+    pub blocked_seconds: Counter<f64>,
+    pub upstream_requests: Counter<u64>,
+    pub upstream_duration: Histogram<f64>,
+    build_info: Gauge<u64>,
+    /// Runtimes of the actix workers, read by the busy-time callback at scrape time.
+    worker_runtimes: Arc<Mutex<Vec<(String, Handle)>>>,
+}
+
+fn seconds_histogram(meter: &Meter, name: &'static str, help: &'static str) -> Histogram<f64> {
+    meter
+        .f64_histogram(name)
+        .with_unit("s")
+        .with_description(help)
+        // The SDK's default boundaries (0..10000) assume milliseconds.
+        .with_boundaries(LATENCY_BUCKETS.to_vec())
+        .build()
+}
+
+impl Instruments {
+    pub(super) fn new(provider: &SdkMeterProvider) -> Self {
+        let meter = provider.meter("loopscope");
+        let worker_runtimes: Arc<Mutex<Vec<(String, Handle)>>> = Arc::default();
+        let runtimes = worker_runtimes.clone();
+        meter
+            .f64_observable_counter(WORKER_BUSY)
+            .with_unit("s")
+            .with_description("Time each actix worker's runtime spent running tasks (tokio busy duration)")
+            .with_callback(move |observer| {
+                let runtimes = runtimes.lock().unwrap_or_else(|p| p.into_inner());
+                for (worker, handle) in runtimes.iter() {
+                    let busy = handle.metrics().worker_total_busy_duration(0);
+                    observer.observe(busy.as_secs_f64(), &[KeyValue::new(LABEL_WORKER, worker.clone())]);
+                }
+            })
+            .build();
+
+        Self {
+            http_in_flight: meter
+                .i64_up_down_counter(HTTP_IN_FLIGHT)
+                .with_description("HTTP requests being served now")
+                .build(),
+            work_duration: seconds_histogram(&meter, WORK_DURATION, "Time spent doing the requested work, by kind, excluding queueing"),
+            blocking_queue_wait: seconds_histogram(&meter, BLOCKING_QUEUE_WAIT, "Time a job waited for a blocking-pool thread"),
+            blocking_in_flight: meter
+                .i64_up_down_counter(BLOCKING_IN_FLIGHT)
+                .with_description("Jobs submitted to the blocking pool and not finished (queued or running)")
+                .build(),
+            blocking_threads_max: meter
+                .u64_gauge(BLOCKING_THREADS_MAX)
+                .with_description("Blocking-pool threads the process may run (per-worker limit x workers)")
+                .build(),
+            server_workers: meter
+                .u64_gauge(SERVER_WORKERS)
+                .with_description("actix worker threads, each its own event loop")
+                .build(),
+            event_loop_lag: seconds_histogram(&meter, EVENT_LOOP_LAG, "How late a timer on each worker woke up: time the event loop could not run"),
+            blocked_polls: meter
+                .u64_counter(EVENT_LOOP_BLOCKED_POLLS)
+                .with_description("Single polls of a handler longer than the stall threshold")
+                .build(),
+            blocked_seconds: meter
+                .f64_counter(EVENT_LOOP_BLOCKED)
+                .with_unit("s")
+                .with_description("Time spent inside polls longer than the stall threshold")
+                .build(),
+            upstream_requests: meter
+                .u64_counter(UPSTREAM_REQUESTS)
+                .with_description("Calls to other services, by outcome")
+                .build(),
+            upstream_duration: seconds_histogram(&meter, UPSTREAM_DURATION, "Duration of calls to other services"),
+            build_info: meter
+                .u64_gauge(BUILD_INFO)
+                .with_description("Always 1; labels carry the version and git revision")
+                .build(),
+            worker_runtimes,
+        }
+    }
+
+    pub(super) fn build_info(&self) {
+        self.build_info.record(
+            1,
+            &[
+                KeyValue::new("version", crate::VERSION),
+                KeyValue::new("revision", crate::REVISION),
+            ],
+        );
+    }
+
+    /// Called on each actix worker thread: its runtime's busy time becomes a series.
+    pub(crate) fn register_worker_runtime(&self, worker: String) {
+        if let Ok(handle) = Handle::try_current() {
+            let mut runtimes = self.worker_runtimes.lock().unwrap_or_else(|p| p.into_inner());
+            runtimes.push((worker, handle));
+        }
+    }
+
+    pub fn record_work(&self, kind: &'static str, took: Duration) {
+        self.work_duration
+            .record(took.as_secs_f64(), &[KeyValue::new(LABEL_KIND, kind)]);
+    }
+}

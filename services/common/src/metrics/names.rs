@@ -1,0 +1,35 @@
+//! The metric catalogue: a contract with the dashboards, the alert rules and the tests.
+//!
+//! OpenTelemetry instruments are named without unit or `_total` suffixes: the Prometheus
+//! exporter appends them (`loopscope.work.duration` with unit `s` becomes
+//! `loopscope_work_duration_seconds`). The exported names are in the README's catalogue.
+
+/// Prefix of the HTTP metrics actix-web-prom records.
+pub const NAMESPACE: &str = "loopscope";
+
+pub const HTTP_IN_FLIGHT: &str = "loopscope.http.requests.in_flight";
+pub const WORK_DURATION: &str = "loopscope.work.duration";
+pub const BLOCKING_QUEUE_WAIT: &str = "loopscope.blocking.queue_wait";
+pub const BLOCKING_IN_FLIGHT: &str = "loopscope.blocking.tasks.in_flight";
+pub const BLOCKING_THREADS_MAX: &str = "loopscope.blocking.threads.max";
+pub const SERVER_WORKERS: &str = "loopscope.server.workers";
+pub const EVENT_LOOP_LAG: &str = "loopscope.event_loop.lag";
+pub const EVENT_LOOP_BLOCKED_POLLS: &str = "loopscope.event_loop.blocked_polls";
+pub const EVENT_LOOP_BLOCKED: &str = "loopscope.event_loop.blocked";
+pub const WORKER_BUSY: &str = "loopscope.worker.busy";
+pub const UPSTREAM_REQUESTS: &str = "loopscope.upstream.requests";
+pub const UPSTREAM_DURATION: &str = "loopscope.upstream.duration";
+pub const BUILD_INFO: &str = "loopscope.build_info";
+
+/// Seconds. From 0.5 ms, where an async no-op lands, to 30 s, past any timeout we set;
+/// the usual defaults start at 5 ms and would hide everything fast in one bucket.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Label keys shared by several instruments.
+pub const LABEL_KIND: &str = "kind";
+pub const LABEL_ENDPOINT: &str = "endpoint";
+pub const LABEL_WORKER: &str = "worker";
+pub const LABEL_UPSTREAM: &str = "upstream";
+pub const LABEL_OUTCOME: &str = "outcome";

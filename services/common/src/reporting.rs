@@ -1,0 +1,96 @@
+//! Sentry: set up in the synchronous `main`, before the actix System starts (sentry-actix
+//! needs the client bound first), with rustls and a transport whose HTTP client times out.
+//! Without that timeout a Sentry host that accepts the connection and never answers hangs
+//! the flush at shutdown forever.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sentry::transports::ReqwestHttpTransportOptions;
+use sentry::{ClientInitGuard, ClientOptions, Level};
+
+use crate::ServiceInfo;
+use crate::config::SentryArgs;
+
+/// `loopscope@0.1.0+3f2a9c1b7e0d`: Sentry groups events and regressions by it.
+pub fn release_name() -> String {
+    format!("loopscope@{}+{}", crate::VERSION, crate::REVISION)
+}
+
+/// Returns `None` (Sentry off, silently) when no DSN is set.
+pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<ClientInitGuard> {
+    let dsn = args.sentry_dsn.clone()?;
+    let timeout = Duration::from_millis(args.sentry_timeout_ms);
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .ok()?;
+    let factory = move |options: &ClientOptions| -> Arc<dyn sentry::Transport> {
+        let general = sentry::TransportOptions::try_from_client_options(options)
+            .expect("the transport factory only runs when a DSN is set");
+        Arc::new(
+            ReqwestHttpTransportOptions::from(general)
+                .with_client(http.clone())
+                .build(),
+        )
+    };
+    let options = ClientOptions::new()
+        .dsn(&dsn.to_string())
+        .release(release_name())
+        .environment(args.sentry_environment.clone())
+        .traces_sample_rate(args.sentry_traces_sample_rate)
+        .shutdown_timeout(timeout)
+        .transport(factory);
+    let guard = sentry::init(options);
+    sentry::configure_scope(|scope| {
+        scope.set_tag("service", service.name);
+        if let Some(handling) = service.handling {
+            scope.set_tag("handling", handling);
+        }
+    });
+    Some(guard)
+}
+
+/// Sends blocked-event-loop reports to Sentry, at most one per route per interval: a stuck
+/// route blocks on every request, and one event a minute says it as well as a thousand.
+#[derive(Clone)]
+pub struct StallReporter {
+    interval: Duration,
+    last: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+impl StallReporter {
+    pub fn new(interval: Duration) -> Self {
+        Self { interval, last: Arc::default() }
+    }
+
+    pub fn report(&self, endpoint: &str, took: Duration, threshold: Duration) {
+        if sentry::Hub::current().client().is_none() {
+            return;
+        }
+        {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            match last.get(endpoint) {
+                Some(at) if now.duration_since(*at) < self.interval => return,
+                _ => last.insert(endpoint.to_owned(), now),
+            };
+        }
+        let blocked_ms = took.as_secs_f64() * 1e3;
+        sentry::with_scope(
+            |scope| {
+                scope.set_tag("endpoint", endpoint);
+                scope.set_fingerprint(Some(["event-loop-blocked", endpoint].as_slice()));
+                scope.set_extra("blocked_ms", blocked_ms.into());
+                scope.set_extra("threshold_ms", (threshold.as_millis() as u64).into());
+            },
+            || {
+                sentry::capture_message(
+                    &format!("event loop blocked for {blocked_ms:.0} ms in {endpoint}"),
+                    Level::Warning,
+                )
+            },
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! The whole life of a service process, shared by every `main`.
+use std::process::ExitCode;
+
+use actix_web::web;
+
+use crate::config::ServerArgs;
+use crate::metrics::Telemetry;
+use crate::server::Application;
+use crate::{ServiceInfo, logging, reporting, shutdown};
+
+/// Logs and Sentry first, in this synchronous function, before any runtime exists (the
+/// Sentry client must be bound before sentry-actix sees a request); then the actix System,
+/// the server, the drain; then Sentry's flush, bounded by its timeout.
+pub fn run<F, C>(service: ServiceInfo, args: ServerArgs, make_routes: F) -> ExitCode
+where
+    F: FnOnce(&Telemetry) -> Result<C, String>,
+    C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    logging::init(args.log_format);
+    let sentry = reporting::init(&service, &args.sentry);
+    let result = Telemetry::new(&service)
+        .map_err(|e| e.to_string())
+        .and_then(|telemetry| Ok((make_routes(&telemetry)?, telemetry)))
+        .and_then(|(routes, telemetry)| {
+            actix_web::rt::System::new()
+                .block_on(async {
+                    let app = Application::build(&service, &args, &telemetry, routes)?;
+                    tracing::info!(
+                        service = service.name,
+                        handling = service.handling.unwrap_or("-"),
+                        app_addr = %app.app_addr(),
+                        admin_addr = %app.admin_addr().map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                        workers = args.workers(),
+                        "listening"
+                    );
+                    app.run_until_stopped(shutdown::signal()).await
+                })
+                .map_err(|e| e.to_string())
+        });
+    // Dropping the guard flushes queued events, waiting at most the Sentry timeout.
+    drop(sentry);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{} failed", service.name);
+            eprintln!("{}: {e}", service.name);
+            ExitCode::FAILURE
+        }
+    }
+}

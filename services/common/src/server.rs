@@ -1,0 +1,187 @@
+//! The server harness: binds the listeners (port 0 allowed, real ports reported), assembles
+//! the middleware stack, runs the admin server on its own thread, and drains on shutdown.
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpRequest, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{MetricsExposition, ServerArgs};
+use crate::error::ApiError;
+use crate::health::{self, Readiness};
+use crate::metrics::{Telemetry, metrics_handler};
+use crate::middleware::Guard;
+use crate::reporting::StallReporter;
+use crate::stall::{StallDetector, spawn_lag_probe};
+use crate::ServiceInfo;
+
+pub struct Application {
+    server: Server,
+    app_addr: SocketAddr,
+    admin: Option<AdminServer>,
+    readiness: Readiness,
+    grace: Duration,
+}
+
+fn bind(what: &str, host: &str, port: u16, flag: &str) -> io::Result<TcpListener> {
+    TcpListener::bind((host, port)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot bind the {what} port {host}:{port}: {e} (is another instance running? choose another with {flag})"),
+        )
+    })
+}
+
+async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound { method: req.method().to_string(), path: req.path().to_owned() })
+}
+
+impl Application {
+    /// Binds and starts serving; call inside an actix System.
+    pub fn build<C>(service: &ServiceInfo, args: &ServerArgs, telemetry: &Telemetry, routes: C) -> io::Result<Self>
+    where
+        C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let app_listener = bind("app", &args.host, args.port.unwrap_or(service.default_port), "--port")?;
+        let admin_listener = match args.metrics_exposition {
+            MetricsExposition::Separate => Some(bind(
+                "admin",
+                &args.host,
+                args.admin_port.unwrap_or(service.default_admin_port),
+                "--admin-port",
+            )?),
+            MetricsExposition::Mounted => None,
+        };
+        let app_addr = app_listener.local_addr()?;
+        let readiness = Readiness::default();
+
+        let workers = args.workers();
+        let instruments = telemetry.instruments.clone();
+        instruments.server_workers.record(workers as u64, &[]);
+        instruments
+            .blocking_threads_max
+            .record(workers as u64 * u64::from(args.blocking_threads), &[]);
+
+        let reporter = StallReporter::new(Duration::from_secs(args.sentry.stall_report_interval_secs));
+        let detector = Arc::new(StallDetector::new(args.stall_threshold(), instruments.clone(), reporter));
+        let http_metrics = telemetry.http.clone();
+        let registry = web::Data::new(telemetry.registry.clone());
+        let ready = web::Data::new(readiness.clone());
+        let mounted = args.metrics_exposition == MetricsExposition::Mounted;
+        let lag_interval = Duration::from_millis(args.lag_probe_interval_ms);
+
+        let server = HttpServer::new(move || {
+            // actix calls this factory on each worker thread, inside that worker's runtime.
+            spawn_lag_probe(&instruments, lag_interval);
+            let mut app = App::new()
+                .app_data(registry.clone())
+                .app_data(ready.clone())
+                .configure(health::routes);
+            if mounted {
+                app = app.route("/metrics", web::get().to(metrics_handler));
+            }
+            app.configure(routes.clone())
+                .default_service(web::to(not_found))
+                // Last wrapped runs first: Sentry sees everything, the guard is nearest the handler.
+                .wrap(Guard { detector: detector.clone(), instruments: instruments.clone() })
+                .wrap(http_metrics.clone())
+                .wrap(TracingLogger::default())
+                .wrap(sentry_actix::Sentry::builder().start_transaction(true).finish())
+        })
+        .workers(workers)
+        .worker_max_blocking_threads(usize::from(args.blocking_threads))
+        .disable_signals()
+        .shutdown_timeout(args.shutdown_grace_secs)
+        .listen(app_listener)?
+        .run();
+
+        let admin = admin_listener
+            .map(|listener| AdminServer::start(listener, telemetry.registry.clone(), readiness.clone()))
+            .transpose()?;
+
+        Ok(Self { server, app_addr, admin, readiness, grace: args.shutdown_grace() })
+    }
+
+    pub fn app_addr(&self) -> SocketAddr {
+        self.app_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
+    }
+
+    /// Serves until `shutdown` resolves, then drains: not ready, no new connections,
+    /// in-flight requests get the grace period to finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let Self { server, admin, readiness, grace, .. } = self;
+        let handle = server.handle();
+        readiness.set_ready(true);
+        tokio::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = shutdown => {
+                readiness.set_ready(false);
+                tracing::info!(grace_secs = grace.as_secs(), "draining: not ready, finishing in-flight requests");
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        if let Some(admin) = admin {
+            admin.stop();
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// /metrics, /healthz and /readyz on a port and thread of their own, like prometheus_client's
+/// `start_http_server`: it answers while every app worker is blocked.
+struct AdminServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    thread: std::thread::JoinHandle<io::Result<()>>,
+}
+
+impl AdminServer {
+    fn start(listener: TcpListener, registry: prometheus::Registry, readiness: Readiness) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("loopscope-admin".into()).spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let registry = web::Data::new(registry);
+                let ready = web::Data::new(readiness);
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(registry.clone())
+                        .app_data(ready.clone())
+                        .configure(health::routes)
+                        .route("/metrics", web::get().to(metrics_handler))
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)?
+                .run();
+                let _ = tx.send(server.handle());
+                server.await
+            })
+        })?;
+        let handle = rx
+            .recv()
+            .map_err(|_| io::Error::other("the admin server failed to start"))?;
+        Ok(Self { addr, handle, thread })
+    }
+
+    fn stop(self) {
+        // The admin server has nothing worth draining; stop it and let its thread end.
+        let handle = self.handle;
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
+            .join()
+            .ok();
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,49 @@
+use clap::{Parser, ValueEnum};
+use common::{ServerArgs, ServiceInfo};
+
+/// Does io, cpu, downstream-call and blocking work, on the blocking pool or the event loop.
+#[derive(Parser, Debug)]
+#[command(name = "worker", version, about, long_about = None)]
+pub struct Cli {
+    /// How work runs: `async` awaits timers and an async client on the event loop;
+    /// `threadpool` runs each job on the blocking pool with a blocking client (FastAPI's `def`).
+    #[arg(long, env = "LOOPSCOPE_HANDLING", value_enum)]
+    pub handling: Handling,
+
+    /// Base URL of the backend that `call` work requests.
+    #[arg(long, env = "LOOPSCOPE_BACKEND_URL", default_value = "http://127.0.0.1:8083")]
+    pub backend_url: String,
+
+    /// Timeout of each call to the backend.
+    #[arg(long, env = "LOOPSCOPE_UPSTREAM_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub upstream_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handling {
+    Async,
+    Threadpool,
+}
+
+impl Handling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Async => "async",
+            Self::Threadpool => "threadpool",
+        }
+    }
+}
+
+impl Cli {
+    /// The two modes get their own default ports so both run side by side on a laptop.
+    pub fn service_info(&self) -> ServiceInfo {
+        let (default_port, default_admin_port) = match self.handling {
+            Handling::Async => (8081, 9081),
+            Handling::Threadpool => (8082, 9082),
+        };
+        ServiceInfo { name: "worker", handling: Some(self.handling.as_str()), default_port, default_admin_port }
+    }
+}

@@ -1,0 +1,42 @@
+//! CPU-bound work: burns a given amount of this thread's CPU time. Measured in CPU time, not
+//! wall time, so on a busy machine the work is the same and only the wait grows.
+use std::hint::black_box;
+use std::time::Duration;
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+pub(crate) fn burn(cpu: Duration) {
+    let start = thread_cpu_time();
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    while thread_cpu_time().saturating_sub(start) < cpu {
+        for _ in 0..2_000 {
+            x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407));
+        }
+    }
+}
+
+/// The OS thread id, as `top -H` and /proc show it: the seed experiments print thread ids.
+pub(crate) fn thread_id() -> i64 {
+    // SAFETY: gettid has no preconditions.
+    i64::from(unsafe { libc::gettid() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burns_at_least_the_requested_cpu_time() {
+        let before = thread_cpu_time();
+        burn(Duration::from_millis(20));
+        assert!(thread_cpu_time() - before >= Duration::from_millis(20));
+    }
+}

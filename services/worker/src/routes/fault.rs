@@ -1,0 +1,27 @@
+//! Faults on purpose, so Sentry has something to show.
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use common::ApiError;
+use serde_json::json;
+
+/// A 500 with an actix error attached: sentry-actix captures it.
+pub(crate) async fn error() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::Injected("GET /fault/error was called".to_owned()))
+}
+
+/// A real panic: the panic hook reports it, the guard middleware answers 500 JSON and the
+/// worker keeps serving.
+pub(crate) async fn panic() -> HttpResponse {
+    panic!("injected panic: GET /fault/panic was called");
+}
+
+/// Answers with the status asked for (200 to 599).
+pub(crate) async fn status(code: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let code = code
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (200..=599).contains(c))
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| ApiError::bad("code", format!("code must be an HTTP status between 200 and 599, got `{code}`")))?;
+    Ok(HttpResponse::build(code).json(json!({"status": code.as_u16()})))
+}

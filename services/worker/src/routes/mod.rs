@@ -1,0 +1,57 @@
+//! The worker's routes and the state they share.
+mod fault;
+mod work;
+
+use std::time::Duration;
+
+use actix_web::web;
+use common::{Telemetry, get};
+use common::metrics::Instruments;
+use common::upstream::Upstream;
+
+use crate::{Cli, Handling};
+
+pub struct WorkerState {
+    pub(crate) handling: Handling,
+    pub(crate) max_ms: u64,
+    pub(crate) instruments: Instruments,
+    pub(crate) backend: Upstream,
+    /// Async client, for `call` in async mode.
+    pub(crate) client: reqwest::Client,
+    /// Blocking client, for `call` in threadpool mode, used on pool threads only.
+    pub(crate) agent: ureq::Agent,
+}
+
+pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>, String> {
+    let timeout = Duration::from_millis(cli.upstream_timeout_ms);
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    url_check(&cli.backend_url)?;
+    Ok(web::Data::new(WorkerState {
+        handling: cli.handling,
+        max_ms: cli.server.max_ms,
+        instruments: telemetry.instruments.clone(),
+        backend: Upstream::new("backend", &cli.backend_url, timeout, telemetry.instruments.clone()),
+        client,
+        agent: ureq::Agent::new_with_defaults(),
+    }))
+}
+
+fn url_check(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
+        _ => Err(format!("--backend-url `{url}` is not an http(s) URL, e.g. http://127.0.0.1:8083")),
+    }
+}
+
+pub fn configure(state: web::Data<WorkerState>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg| {
+        cfg.app_data(state.clone())
+            .service(get("/work/{kind}", work::work))
+            .service(get("/fault/error", fault::error))
+            .service(get("/fault/panic", fault::panic))
+            .service(get("/fault/status/{code}", fault::status));
+    }
+}
