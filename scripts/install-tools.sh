@@ -24,7 +24,6 @@ SPOTLIGHT_STAMP="$SPOTLIGHT_DIR/node_modules/.loopscope-stamp"
 NODE_MIN_MAJOR=20
 
 missing=()
-apt_updated=0
 
 log() { printf '==> %s\n' "$*"; }
 warn() { printf 'install-tools: %s\n' "$*" >&2; }
@@ -33,19 +32,18 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 apt_install() {
     # apt_install PACKAGE...: install Debian packages (root only, caller checks).
-    if [[ $apt_updated -eq 0 ]]; then
-        log "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        apt_updated=1
-    fi
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
     log "apt-get install -y $*"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 can_apt() { [[ $(id -u) -eq 0 ]] && have apt-get; }
 
-# ensure_deb PACKAGE COMMAND...: all COMMANDs on PATH, else apt-get install PACKAGE.
-ensure_deb() {
+# want_deb PACKAGE COMMAND...: all COMMANDs on PATH, else queue PACKAGE for apt-get.
+apt_pkgs=()
+apt_cmds=()
+want_deb() {
     local pkg="$1"
     shift
     local cmd absent=()
@@ -53,25 +51,32 @@ ensure_deb() {
         have "$cmd" || absent+=("$cmd")
     done
     [[ ${#absent[@]} -eq 0 ]] && return 0
-
     if can_apt; then
-        apt_install "$pkg"
-        for cmd in "${absent[@]}"; do
-            if ! have "$cmd"; then
-                missing+=("$cmd: 'apt-get install $pkg' did not provide it")
-            fi
-        done
+        apt_pkgs+=("$pkg")
+        apt_cmds+=("$pkg:${absent[*]}")
     else
         missing+=("${absent[*]}: not on PATH and not root; install with 'sudo apt-get install -y $pkg' (Debian/Ubuntu) or put the binaries on PATH")
     fi
 }
 
+# One apt-get run for everything queued by want_deb.
+install_debs() {
+    [[ ${#apt_pkgs[@]} -eq 0 ]] && return 0
+    apt_install "${apt_pkgs[@]}"
+    local entry cmd
+    for entry in "${apt_cmds[@]}"; do
+        for cmd in ${entry#*:}; do
+            have "$cmd" || missing+=("$cmd: 'apt-get install ${entry%%:*}' did not provide it")
+        done
+    done
+}
+
 install_prometheus() {
-    ensure_deb prometheus prometheus promtool
+    want_deb prometheus prometheus promtool
 }
 
 install_shellcheck() {
-    ensure_deb shellcheck shellcheck
+    want_deb shellcheck shellcheck
 }
 
 spotlight_hash() {
@@ -126,6 +131,7 @@ main() {
             ;;
         esac
     done
+    install_debs
 
     if [[ ${#missing[@]} -gt 0 ]]; then
         warn "missing tools:"

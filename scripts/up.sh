@@ -168,6 +168,7 @@ NAMES=()
 declare -A PID=() READY_URL=()
 DETACHED=0
 STOPPING=0
+FAILED=""
 
 entries() {
     local name
@@ -186,6 +187,7 @@ shut_down() {
         wait "${PID[$name]}" 2>/dev/null || status=$?
         # 127: already reaped by `wait -n`. 143/130: killed by our SIGTERM / SIGINT before
         # installing handlers, which is a clean stop too.
+        [[ "$name" == "$FAILED" ]] && status=0 # already reported by fail()
         case "$status" in
         0 | 127 | 130 | 143) ;;
         *) err "$name exited with status $status while stopping (log: ${LOG_DIR#"$ROOT"/}/$name.log)" ;;
@@ -234,6 +236,7 @@ start() {
 
 # fail NAME WHY: report, show the log, stop everything, exit 1.
 fail() {
+    FAILED="$1"
     err "$1 $2"
     show_log_tail "$1"
     shut_down

@@ -75,7 +75,11 @@ pub struct SentryArgs {
     pub sentry_timeout_ms: u64,
 
     /// At most one blocked-event-loop report per route in this many seconds.
-    #[arg(long, env = "LOOPSCOPE_STALL_REPORT_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_STALL_REPORT_INTERVAL_SECS",
+        default_value_t = 60
+    )]
     pub stall_report_interval_secs: u64,
 }
 

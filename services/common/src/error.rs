@@ -11,7 +11,10 @@ use crate::upstream::UpstreamError;
 pub enum ApiError {
     /// A query or path parameter is missing, malformed or out of range.
     #[error("{message}")]
-    BadRequest { param: &'static str, message: String },
+    BadRequest {
+        param: &'static str,
+        message: String,
+    },
     #[error("no route for {method} {path}")]
     NotFound { method: String, path: String },
     /// A call to another service failed: 502 (refused, bad answer) or 504 (timeout).
@@ -39,7 +42,10 @@ pub struct ErrorBody<'a> {
 
 impl ApiError {
     pub fn bad(param: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { param, message: message.into() }
+        Self::BadRequest {
+            param,
+            message: message.into(),
+        }
     }
 
     fn code(&self) -> &'static str {
@@ -71,7 +77,13 @@ impl ResponseError for ApiError {
             Self::BadRequest { param, .. } => Some(*param),
             _ => None,
         };
-        json_error(self.status_code(), self.code(), self.to_string(), param, None)
+        json_error(
+            self.status_code(),
+            self.code(),
+            self.to_string(),
+            param,
+            None,
+        )
     }
 }
 
@@ -79,7 +91,13 @@ impl ApiError {
     /// This error's response with `details` attached; the error itself stays attached too,
     /// so sentry-actix still captures a 5xx.
     pub fn with_details(self, details: serde_json::Value) -> actix_web::Error {
-        let response = json_error(self.status_code(), self.code(), self.to_string(), None, Some(details));
+        let response = json_error(
+            self.status_code(),
+            self.code(),
+            self.to_string(),
+            None,
+            Some(details),
+        );
         actix_web::error::InternalError::from_response(self, response).into()
     }
 }

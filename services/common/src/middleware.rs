@@ -5,9 +5,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::HttpMessage;
 use tracing_actix_web::RequestId;
 
 use crate::metrics::Instruments;
@@ -53,7 +53,8 @@ pub(crate) struct GuardMiddleware<S> {
     instruments: Instruments,
 }
 
-type BoxedResponse = Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
+type BoxedResponse =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
 
 impl<S, B> Service<ServiceRequest> for GuardMiddleware<S>
 where
@@ -67,7 +68,9 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let endpoint = req.match_pattern().unwrap_or_else(|| "UNMATCHED".to_owned());
+        let endpoint = req
+            .match_pattern()
+            .unwrap_or_else(|| "UNMATCHED".to_owned());
         let request_id = req
             .extensions()
             .get::<RequestId>()

@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{HttpServiceFactory, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{
+    HttpServiceFactory, Service, ServiceRequest, ServiceResponse, Transform, forward_ready,
+};
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, Handler, Responder, web};
 use futures_util::FutureExt;
@@ -38,8 +40,10 @@ async fn method_not_allowed(req: actix_web::HttpRequest) -> actix_web::HttpRespo
         None,
         None,
     );
-    res.headers_mut()
-        .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static("GET"));
+    res.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static("GET"),
+    );
     res
 }
 
@@ -57,7 +61,9 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(CatchPanicMiddleware { service: Rc::new(service) }))
+        ready(Ok(CatchPanicMiddleware {
+            service: Rc::new(service),
+        }))
     }
 }
 
@@ -65,7 +71,8 @@ pub struct CatchPanicMiddleware<S> {
     service: Rc<S>,
 }
 
-type BoxedResponse = Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
+type BoxedResponse =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
 
 impl<S, B> Service<ServiceRequest> for CatchPanicMiddleware<S>
 where

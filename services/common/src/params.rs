@@ -30,18 +30,29 @@ impl FromRequest for Params {
                     }
                 }
                 match repeated {
-                    Some(k) => Err(ApiError::bad("query", format!("parameter `{k}` is given more than once"))),
+                    Some(k) => Err(ApiError::bad(
+                        "query",
+                        format!("parameter `{k}` is given more than once"),
+                    )),
                     None => Ok(Params { values }),
                 }
             }
-            Err(e) => Err(ApiError::bad("query", format!("the query string is malformed: {e}"))),
+            Err(e) => Err(ApiError::bad(
+                "query",
+                format!("the query string is malformed: {e}"),
+            )),
         })
     }
 }
 
 impl Params {
     /// An integer in `range`, or `default` when absent.
-    pub fn int<T>(&mut self, name: &'static str, default: Option<T>, range: std::ops::RangeInclusive<T>) -> Result<T, ApiError>
+    pub fn int<T>(
+        &mut self,
+        name: &'static str,
+        default: Option<T>,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ApiError>
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
     {
@@ -49,36 +60,81 @@ impl Params {
             return default.ok_or_else(|| ApiError::bad(name, format!("`{name}` is required")));
         };
         let out_of_range = || {
-            ApiError::bad(name, format!("{name} must be an integer between {} and {}, got `{raw}`", range.start(), range.end()))
+            ApiError::bad(
+                name,
+                format!(
+                    "{name} must be an integer between {} and {}, got `{raw}`",
+                    range.start(),
+                    range.end()
+                ),
+            )
         };
         let value: T = raw.trim().parse().map_err(|_| out_of_range())?;
-        if range.contains(&value) { Ok(value) } else { Err(out_of_range()) }
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(out_of_range())
+        }
     }
 
     /// An optional integer in `range`.
-    pub fn optional_int<T>(&mut self, name: &'static str, range: std::ops::RangeInclusive<T>) -> Result<Option<T>, ApiError>
+    pub fn optional_int<T>(
+        &mut self,
+        name: &'static str,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<Option<T>, ApiError>
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
     {
-        if self.values.contains_key(name) { self.int(name, None, range).map(Some) } else { Ok(None) }
+        if self.values.contains_key(name) {
+            self.int(name, None, range).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// An optional number (e.g. a rate) in `range`.
-    pub fn float(&mut self, name: &'static str, range: std::ops::RangeInclusive<f64>) -> Result<Option<f64>, ApiError> {
-        let Some(raw) = self.values.remove(name) else { return Ok(None) };
+    pub fn float(
+        &mut self,
+        name: &'static str,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Result<Option<f64>, ApiError> {
+        let Some(raw) = self.values.remove(name) else {
+            return Ok(None);
+        };
         match raw.trim().parse::<f64>() {
             Ok(v) if range.contains(&v) => Ok(Some(v)),
-            _ => Err(ApiError::bad(name, format!("{name} must be a number between {} and {}, got `{raw}`", range.start(), range.end()))),
+            _ => Err(ApiError::bad(
+                name,
+                format!(
+                    "{name} must be a number between {} and {}, got `{raw}`",
+                    range.start(),
+                    range.end()
+                ),
+            )),
         }
     }
 
     /// One of `choices`, or `default` when absent.
-    pub fn choice(&mut self, name: &'static str, default: Option<&'static str>, choices: &[&'static str]) -> Result<&'static str, ApiError> {
+    pub fn choice(
+        &mut self,
+        name: &'static str,
+        default: Option<&'static str>,
+        choices: &[&'static str],
+    ) -> Result<&'static str, ApiError> {
         let Some(raw) = self.values.remove(name) else {
-            return default.ok_or_else(|| ApiError::bad(name, format!("`{name}` is required (one of {})", choices.join(", "))));
+            return default.ok_or_else(|| {
+                ApiError::bad(
+                    name,
+                    format!("`{name}` is required (one of {})", choices.join(", ")),
+                )
+            });
         };
         choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
-            ApiError::bad(name, format!("{name} must be one of {}, got `{raw}`", choices.join(", ")))
+            ApiError::bad(
+                name,
+                format!("{name} must be one of {}, got `{raw}`", choices.join(", ")),
+            )
         })
     }
 
@@ -88,14 +144,24 @@ impl Params {
         unknown.sort();
         match unknown.first() {
             None => Ok(()),
-            Some(_) => Err(ApiError::bad("query", format!("unknown parameter(s): {}", unknown.join(", ")))),
+            Some(_) => Err(ApiError::bad(
+                "query",
+                format!("unknown parameter(s): {}", unknown.join(", ")),
+            )),
         }
     }
 }
 
 /// A path segment validated against `choices`.
-pub fn path_choice(name: &'static str, raw: &str, choices: &[&'static str]) -> Result<&'static str, ApiError> {
+pub fn path_choice(
+    name: &'static str,
+    raw: &str,
+    choices: &[&'static str],
+) -> Result<&'static str, ApiError> {
     choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
-        ApiError::bad(name, format!("{name} must be one of {}, got `{raw}`", choices.join(", ")))
+        ApiError::bad(
+            name,
+            format!("{name} must be one of {}, got `{raw}`", choices.join(", ")),
+        )
     })
 }

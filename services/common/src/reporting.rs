@@ -62,7 +62,10 @@ pub struct StallReporter {
 
 impl StallReporter {
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last: Arc::default() }
+        Self {
+            interval,
+            last: Arc::default(),
+        }
     }
 
     pub fn report(&self, endpoint: &str, took: Duration, threshold: Duration) {

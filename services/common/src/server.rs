@@ -10,6 +10,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use crate::ServiceInfo;
 use crate::config::{MetricsExposition, ServerArgs};
 use crate::error::ApiError;
 use crate::health::{self, Readiness};
@@ -17,7 +18,6 @@ use crate::metrics::{Telemetry, metrics_handler};
 use crate::middleware::Guard;
 use crate::reporting::StallReporter;
 use crate::stall::{StallDetector, spawn_lag_probe};
-use crate::ServiceInfo;
 
 pub struct Application {
     server: Server,
@@ -37,16 +37,29 @@ fn bind(what: &str, host: &str, port: u16, flag: &str) -> io::Result<TcpListener
 }
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound { method: req.method().to_string(), path: req.path().to_owned() })
+    Err(ApiError::NotFound {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    })
 }
 
 impl Application {
     /// Binds and starts serving; call inside an actix System.
-    pub fn build<C>(service: &ServiceInfo, args: &ServerArgs, telemetry: &Telemetry, routes: C) -> io::Result<Self>
+    pub fn build<C>(
+        service: &ServiceInfo,
+        args: &ServerArgs,
+        telemetry: &Telemetry,
+        routes: C,
+    ) -> io::Result<Self>
     where
         C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
-        let app_listener = bind("app", &args.host, args.port.unwrap_or(service.default_port), "--port")?;
+        let app_listener = bind(
+            "app",
+            &args.host,
+            args.port.unwrap_or(service.default_port),
+            "--port",
+        )?;
         let admin_listener = match args.metrics_exposition {
             MetricsExposition::Separate => Some(bind(
                 "admin",
@@ -66,8 +79,13 @@ impl Application {
             .blocking_threads_max
             .record(workers as u64 * u64::from(args.blocking_threads), &[]);
 
-        let reporter = StallReporter::new(Duration::from_secs(args.sentry.stall_report_interval_secs));
-        let detector = Arc::new(StallDetector::new(args.stall_threshold(), instruments.clone(), reporter));
+        let reporter =
+            StallReporter::new(Duration::from_secs(args.sentry.stall_report_interval_secs));
+        let detector = Arc::new(StallDetector::new(
+            args.stall_threshold(),
+            instruments.clone(),
+            reporter,
+        ));
         let http_metrics = telemetry.http.clone();
         let registry = web::Data::new(telemetry.registry.clone());
         let ready = web::Data::new(readiness.clone());
@@ -87,10 +105,17 @@ impl Application {
             app.configure(routes.clone())
                 .default_service(web::to(not_found))
                 // Last wrapped runs first: Sentry sees everything, the guard is nearest the handler.
-                .wrap(Guard { detector: detector.clone(), instruments: instruments.clone() })
+                .wrap(Guard {
+                    detector: detector.clone(),
+                    instruments: instruments.clone(),
+                })
                 .wrap(http_metrics.clone())
                 .wrap(TracingLogger::default())
-                .wrap(sentry_actix::Sentry::builder().start_transaction(true).finish())
+                .wrap(
+                    sentry_actix::Sentry::builder()
+                        .start_transaction(true)
+                        .finish(),
+                )
         })
         .workers(workers)
         .worker_max_blocking_threads(usize::from(args.blocking_threads))
@@ -100,10 +125,18 @@ impl Application {
         .run();
 
         let admin = admin_listener
-            .map(|listener| AdminServer::start(listener, telemetry.registry.clone(), readiness.clone()))
+            .map(|listener| {
+                AdminServer::start(listener, telemetry.registry.clone(), readiness.clone())
+            })
             .transpose()?;
 
-        Ok(Self { server, app_addr, admin, readiness, grace: args.shutdown_grace() })
+        Ok(Self {
+            server,
+            app_addr,
+            admin,
+            readiness,
+            grace: args.shutdown_grace(),
+        })
     }
 
     pub fn app_addr(&self) -> SocketAddr {
@@ -117,7 +150,13 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains: not ready, no new connections,
     /// in-flight requests get the grace period to finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let Self { server, admin, readiness, grace, .. } = self;
+        let Self {
+            server,
+            admin,
+            readiness,
+            grace,
+            ..
+        } = self;
         let handle = server.handle();
         readiness.set_ready(true);
         tokio::pin!(server);
@@ -147,33 +186,43 @@ struct AdminServer {
 }
 
 impl AdminServer {
-    fn start(listener: TcpListener, registry: prometheus::Registry, readiness: Readiness) -> io::Result<Self> {
+    fn start(
+        listener: TcpListener,
+        registry: prometheus::Registry,
+        readiness: Readiness,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new().name("loopscope-admin".into()).spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let registry = web::Data::new(registry);
-                let ready = web::Data::new(readiness);
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(registry.clone())
-                        .app_data(ready.clone())
-                        .configure(health::routes)
-                        .route("/metrics", web::get().to(metrics_handler))
+        let thread = std::thread::Builder::new()
+            .name("loopscope-admin".into())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let registry = web::Data::new(registry);
+                    let ready = web::Data::new(readiness);
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .app_data(registry.clone())
+                            .app_data(ready.clone())
+                            .configure(health::routes)
+                            .route("/metrics", web::get().to(metrics_handler))
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(1)
+                    .listen(listener)?
+                    .run();
+                    let _ = tx.send(server.handle());
+                    server.await
                 })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .listen(listener)?
-                .run();
-                let _ = tx.send(server.handle());
-                server.await
-            })
-        })?;
+            })?;
         let handle = rx
             .recv()
             .map_err(|_| io::Error::other("the admin server failed to start"))?;
-        Ok(Self { addr, handle, thread })
+        Ok(Self {
+            addr,
+            handle,
+            thread,
+        })
     }
 
     fn stop(self) {

@@ -27,7 +27,11 @@ pub struct StallDetector {
 
 impl StallDetector {
     pub fn new(threshold: Duration, instruments: Instruments, reporter: StallReporter) -> Self {
-        Self { threshold, instruments, reporter }
+        Self {
+            threshold,
+            instruments,
+            reporter,
+        }
     }
 
     /// Records one poll; cheap when it was short, which is nearly always.
@@ -37,7 +41,9 @@ impl StallDetector {
         }
         let labels = [KeyValue::new(LABEL_ENDPOINT, endpoint.to_owned())];
         self.instruments.blocked_polls.add(1, &labels);
-        self.instruments.blocked_seconds.add(took.as_secs_f64(), &labels);
+        self.instruments
+            .blocked_seconds
+            .add(took.as_secs_f64(), &labels);
         tracing::warn!(
             endpoint,
             blocked_ms = took.as_secs_f64() * 1e3,
@@ -60,7 +66,11 @@ pin_project_lite::pin_project! {
 
 impl<F> PollTimed<F> {
     pub fn new(inner: F, endpoint: String, detector: Arc<StallDetector>) -> Self {
-        Self { inner, endpoint, detector }
+        Self {
+            inner,
+            endpoint,
+            detector,
+        }
     }
 }
 

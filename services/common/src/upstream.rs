@@ -20,13 +20,23 @@ pub struct Reply {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("{upstream} did not answer within {timeout_ms} ms")]
-    Timeout { upstream: &'static str, timeout_ms: u64 },
+    Timeout {
+        upstream: &'static str,
+        timeout_ms: u64,
+    },
     #[error("{upstream} is unreachable: {detail}")]
-    Unreachable { upstream: &'static str, detail: String },
+    Unreachable {
+        upstream: &'static str,
+        detail: String,
+    },
     #[error("{upstream} answered {status} with a body that is not JSON")]
     BadBody { upstream: &'static str, status: u16 },
     #[error("{upstream} failed with status {status}")]
-    Failed { upstream: &'static str, status: u16, body: Value },
+    Failed {
+        upstream: &'static str,
+        status: u16,
+        body: Value,
+    },
 }
 
 impl UpstreamError {
@@ -50,7 +60,11 @@ impl Reply {
         if (200..300).contains(&self.status) {
             Ok(self)
         } else {
-            Err(UpstreamError::Failed { upstream, status: self.status, body: self.body })
+            Err(UpstreamError::Failed {
+                upstream,
+                status: self.status,
+                body: self.body,
+            })
         }
     }
 }
@@ -69,8 +83,18 @@ fn trace_headers() -> Vec<(&'static str, String)> {
 }
 
 impl Upstream {
-    pub fn new(name: &'static str, base: &str, timeout: Duration, instruments: Instruments) -> Self {
-        Self { name, base: base.trim_end_matches('/').to_owned(), timeout, instruments }
+    pub fn new(
+        name: &'static str,
+        base: &str,
+        timeout: Duration,
+        instruments: Instruments,
+    ) -> Self {
+        Self {
+            name,
+            base: base.trim_end_matches('/').to_owned(),
+            timeout,
+            instruments,
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -84,19 +108,33 @@ impl Upstream {
             Ok(_) => "server_error",
             Err(e) => e.outcome(),
         };
-        let labels = [KeyValue::new(LABEL_UPSTREAM, self.name), KeyValue::new(LABEL_OUTCOME, outcome)];
+        let labels = [
+            KeyValue::new(LABEL_UPSTREAM, self.name),
+            KeyValue::new(LABEL_OUTCOME, outcome),
+        ];
         self.instruments.upstream_requests.add(1, &labels);
-        self.instruments.upstream_duration.record(started.elapsed().as_secs_f64(), &labels);
+        self.instruments
+            .upstream_duration
+            .record(started.elapsed().as_secs_f64(), &labels);
     }
 
     fn timed_out(&self) -> UpstreamError {
-        UpstreamError::Timeout { upstream: self.name, timeout_ms: self.timeout.as_millis() as u64 }
+        UpstreamError::Timeout {
+            upstream: self.name,
+            timeout_ms: self.timeout.as_millis() as u64,
+        }
     }
 
     /// GET `path_and_query` with the async client.
-    pub async fn get(&self, client: &reqwest::Client, path_and_query: &str) -> Result<Reply, UpstreamError> {
+    pub async fn get(
+        &self,
+        client: &reqwest::Client,
+        path_and_query: &str,
+    ) -> Result<Reply, UpstreamError> {
         let started = Instant::now();
-        let mut request = client.get(format!("{}{path_and_query}", self.base)).timeout(self.timeout);
+        let mut request = client
+            .get(format!("{}{path_and_query}", self.base))
+            .timeout(self.timeout);
         for (name, value) in trace_headers() {
             request = request.header(name, value);
         }
@@ -104,9 +142,20 @@ impl Upstream {
             let response = request.send().await.map_err(|e| self.classify(&e))?;
             let status = response.status().as_u16();
             let body = response.json::<Value>().await.map_err(|e| {
-                if e.is_timeout() { self.timed_out() } else { UpstreamError::BadBody { upstream: self.name, status } }
+                if e.is_timeout() {
+                    self.timed_out()
+                } else {
+                    UpstreamError::BadBody {
+                        upstream: self.name,
+                        status,
+                    }
+                }
             })?;
-            Ok(Reply { status, body, elapsed: started.elapsed() })
+            Ok(Reply {
+                status,
+                body,
+                elapsed: started.elapsed(),
+            })
         }
         .await;
         self.record(started, result.as_ref());
@@ -117,12 +166,19 @@ impl Upstream {
         if e.is_timeout() {
             self.timed_out()
         } else {
-            UpstreamError::Unreachable { upstream: self.name, detail: error_chain(e) }
+            UpstreamError::Unreachable {
+                upstream: self.name,
+                detail: error_chain(e),
+            }
         }
     }
 
     /// GET `path_and_query` with a blocking client: for the threadpool mode, on a pool thread.
-    pub fn get_blocking(&self, agent: &ureq::Agent, path_and_query: &str) -> Result<Reply, UpstreamError> {
+    pub fn get_blocking(
+        &self,
+        agent: &ureq::Agent,
+        path_and_query: &str,
+    ) -> Result<Reply, UpstreamError> {
         let started = Instant::now();
         let mut request = agent
             .get(format!("{}{path_and_query}", self.base))
@@ -137,13 +193,23 @@ impl Upstream {
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 match response.body_mut().read_json::<Value>() {
-                    Ok(body) => Ok(Reply { status, body, elapsed: started.elapsed() }),
+                    Ok(body) => Ok(Reply {
+                        status,
+                        body,
+                        elapsed: started.elapsed(),
+                    }),
                     Err(ureq::Error::Timeout(_)) => Err(self.timed_out()),
-                    Err(_) => Err(UpstreamError::BadBody { upstream: self.name, status }),
+                    Err(_) => Err(UpstreamError::BadBody {
+                        upstream: self.name,
+                        status,
+                    }),
                 }
             }
             Err(ureq::Error::Timeout(_)) => Err(self.timed_out()),
-            Err(e) => Err(UpstreamError::Unreachable { upstream: self.name, detail: e.to_string() }),
+            Err(e) => Err(UpstreamError::Unreachable {
+                upstream: self.name,
+                detail: e.to_string(),
+            }),
         };
         self.record(started, result.as_ref());
         result

@@ -11,7 +11,11 @@ pub struct Cli {
     pub handling: Handling,
 
     /// Base URL of the backend that `call` work requests.
-    #[arg(long, env = "LOOPSCOPE_BACKEND_URL", default_value = "http://127.0.0.1:8083")]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_BACKEND_URL",
+        default_value = "http://127.0.0.1:8083"
+    )]
     pub backend_url: String,
 
     /// Timeout of each call to the backend.
@@ -44,6 +48,11 @@ impl Cli {
             Handling::Async => (8081, 9081),
             Handling::Threadpool => (8082, 9082),
         };
-        ServiceInfo { name: "worker", handling: Some(self.handling.as_str()), default_port, default_admin_port }
+        ServiceInfo {
+            name: "worker",
+            handling: Some(self.handling.as_str()),
+            default_port,
+            default_admin_port,
+        }
     }
 }

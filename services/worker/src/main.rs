@@ -7,5 +7,7 @@ use worker::{Cli, routes};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let service = cli.service_info();
-    common::run(service, cli.server.clone(), |telemetry| routes::state(&cli, telemetry).map(routes::configure))
+    common::run(service, cli.server.clone(), |telemetry| {
+        routes::state(&cli, telemetry).map(routes::configure)
+    })
 }

@@ -25,12 +25,14 @@ impl Kind {
     pub(crate) const NAMES: &'static [&'static str] = &["io", "cpu", "call", "block"];
 
     pub(crate) fn parse(raw: &str) -> Result<Self, ApiError> {
-        Ok(match common::params::path_choice("kind", raw, Self::NAMES)? {
-            "io" => Self::Io,
-            "cpu" => Self::Cpu,
-            "call" => Self::Call,
-            _ => Self::Block,
-        })
+        Ok(
+            match common::params::path_choice("kind", raw, Self::NAMES)? {
+                "io" => Self::Io,
+                "cpu" => Self::Cpu,
+                "call" => Self::Call,
+                _ => Self::Block,
+            },
+        )
     }
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -53,7 +55,10 @@ impl Execution {
         let start = Instant::now();
         let out = f();
         let exec = Self {
-            thread: std::thread::current().name().unwrap_or("unnamed").to_owned(),
+            thread: std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_owned(),
             thread_id: thread_id(),
             queued: Duration::ZERO,
             took: start.elapsed(),
@@ -91,7 +96,11 @@ fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-pub(crate) async fn perform(state: &WorkerState, kind: Kind, ms: Option<u64>) -> Result<WorkReport, ApiError> {
+pub(crate) async fn perform(
+    state: &WorkerState,
+    kind: Kind,
+    ms: Option<u64>,
+) -> Result<WorkReport, ApiError> {
     let started_at = Utc::now();
     let event_loop = common::stall::current_worker_label();
     let wait = Duration::from_millis(ms.unwrap_or(0));

@@ -45,12 +45,17 @@ impl Instruments {
         meter
             .f64_observable_counter(WORKER_BUSY)
             .with_unit("s")
-            .with_description("Time each actix worker's runtime spent running tasks (tokio busy duration)")
+            .with_description(
+                "Time each actix worker's runtime spent running tasks (tokio busy duration)",
+            )
             .with_callback(move |observer| {
                 let runtimes = runtimes.lock().unwrap_or_else(|p| p.into_inner());
                 for (worker, handle) in runtimes.iter() {
                     let busy = handle.metrics().worker_total_busy_duration(0);
-                    observer.observe(busy.as_secs_f64(), &[KeyValue::new(LABEL_WORKER, worker.clone())]);
+                    observer.observe(
+                        busy.as_secs_f64(),
+                        &[KeyValue::new(LABEL_WORKER, worker.clone())],
+                    );
                 }
             })
             .build();
@@ -60,21 +65,37 @@ impl Instruments {
                 .i64_up_down_counter(HTTP_IN_FLIGHT)
                 .with_description("HTTP requests being served now")
                 .build(),
-            work_duration: seconds_histogram(&meter, WORK_DURATION, "Time spent doing the requested work, by kind, excluding queueing"),
-            blocking_queue_wait: seconds_histogram(&meter, BLOCKING_QUEUE_WAIT, "Time a job waited for a blocking-pool thread"),
+            work_duration: seconds_histogram(
+                &meter,
+                WORK_DURATION,
+                "Time spent doing the requested work, by kind, excluding queueing",
+            ),
+            blocking_queue_wait: seconds_histogram(
+                &meter,
+                BLOCKING_QUEUE_WAIT,
+                "Time a job waited for a blocking-pool thread",
+            ),
             blocking_in_flight: meter
                 .i64_up_down_counter(BLOCKING_IN_FLIGHT)
-                .with_description("Jobs submitted to the blocking pool and not finished (queued or running)")
+                .with_description(
+                    "Jobs submitted to the blocking pool and not finished (queued or running)",
+                )
                 .build(),
             blocking_threads_max: meter
                 .u64_gauge(BLOCKING_THREADS_MAX)
-                .with_description("Blocking-pool threads the process may run (per-worker limit x workers)")
+                .with_description(
+                    "Blocking-pool threads the process may run (per-worker limit x workers)",
+                )
                 .build(),
             server_workers: meter
                 .u64_gauge(SERVER_WORKERS)
                 .with_description("actix worker threads, each its own event loop")
                 .build(),
-            event_loop_lag: seconds_histogram(&meter, EVENT_LOOP_LAG, "How late a timer on each worker woke up: time the event loop could not run"),
+            event_loop_lag: seconds_histogram(
+                &meter,
+                EVENT_LOOP_LAG,
+                "How late a timer on each worker woke up: time the event loop could not run",
+            ),
             blocked_polls: meter
                 .u64_counter(EVENT_LOOP_BLOCKED_POLLS)
                 .with_description("Single polls of a handler longer than the stall threshold")
@@ -88,7 +109,11 @@ impl Instruments {
                 .u64_counter(UPSTREAM_REQUESTS)
                 .with_description("Calls to other services, by outcome")
                 .build(),
-            upstream_duration: seconds_histogram(&meter, UPSTREAM_DURATION, "Duration of calls to other services"),
+            upstream_duration: seconds_histogram(
+                &meter,
+                UPSTREAM_DURATION,
+                "Duration of calls to other services",
+            ),
             build_info: meter
                 .u64_gauge(BUILD_INFO)
                 .with_description("Always 1; labels carry the version and git revision")
@@ -110,7 +135,10 @@ impl Instruments {
     /// Called on each actix worker thread: its runtime's busy time becomes a series.
     pub(crate) fn register_worker_runtime(&self, worker: String) {
         if let Ok(handle) = Handle::try_current() {
-            let mut runtimes = self.worker_runtimes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut runtimes = self
+                .worker_runtimes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             runtimes.push((worker, handle));
         }
     }

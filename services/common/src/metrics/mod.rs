@@ -68,6 +68,11 @@ impl Telemetry {
         let instruments = Instruments::new(&meter_provider);
         instruments.build_info();
 
-        Ok(Self { registry, http, instruments, _meter_provider: meter_provider })
+        Ok(Self {
+            registry,
+            http,
+            instruments,
+            _meter_provider: meter_provider,
+        })
     }
 }

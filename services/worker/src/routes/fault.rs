@@ -22,6 +22,11 @@ pub(crate) async fn status(code: web::Path<String>) -> Result<HttpResponse, ApiE
         .ok()
         .filter(|c| (200..=599).contains(c))
         .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or_else(|| ApiError::bad("code", format!("code must be an HTTP status between 200 and 599, got `{code}`")))?;
+        .ok_or_else(|| {
+            ApiError::bad(
+                "code",
+                format!("code must be an HTTP status between 200 and 599, got `{code}`"),
+            )
+        })?;
     Ok(HttpResponse::build(code).json(json!({"status": code.as_u16()})))
 }

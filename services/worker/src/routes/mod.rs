@@ -5,9 +5,9 @@ mod work;
 use std::time::Duration;
 
 use actix_web::web;
-use common::{Telemetry, get};
 use common::metrics::Instruments;
 use common::upstream::Upstream;
+use common::{Telemetry, get};
 
 use crate::{Cli, Handling};
 
@@ -33,7 +33,12 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>,
         handling: cli.handling,
         max_ms: cli.server.max_ms,
         instruments: telemetry.instruments.clone(),
-        backend: Upstream::new("backend", &cli.backend_url, timeout, telemetry.instruments.clone()),
+        backend: Upstream::new(
+            "backend",
+            &cli.backend_url,
+            timeout,
+            telemetry.instruments.clone(),
+        ),
         client,
         agent: ureq::Agent::new_with_defaults(),
     }))
@@ -42,11 +47,15 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>,
 fn url_check(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
-        _ => Err(format!("--backend-url `{url}` is not an http(s) URL, e.g. http://127.0.0.1:8083")),
+        _ => Err(format!(
+            "--backend-url `{url}` is not an http(s) URL, e.g. http://127.0.0.1:8083"
+        )),
     }
 }
 
-pub fn configure(state: web::Data<WorkerState>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+pub fn configure(
+    state: web::Data<WorkerState>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg| {
         cfg.app_data(state.clone())
             .service(get("/work/{kind}", work::work))
