@@ -21,7 +21,15 @@ pub fn release_name() -> String {
 pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<ClientInitGuard> {
     let dsn = args.sentry_dsn.clone()?;
     let timeout = Duration::from_millis(args.sentry_timeout_ms);
+    // sentry's reqwest transport posts envelopes with no Content-Type. sentry.io accepts
+    // that, but Spotlight (the local receiver) drops such a payload ("No content type").
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_static("application/x-sentry-envelope"),
+    );
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()

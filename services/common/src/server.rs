@@ -165,8 +165,10 @@ impl Application {
             () = shutdown => {
                 readiness.set_ready(false);
                 tracing::info!(grace_secs = grace.as_secs(), "draining: not ready, finishing in-flight requests");
-                handle.stop(true).await;
-                server.await
+                // The stop is carried out by the server future itself: keep polling it while
+                // waiting, or `stop` waits forever for a command nobody reads.
+                let ((), result) = tokio::join!(handle.stop(true), &mut server);
+                result
             }
         };
         if let Some(admin) = admin {

@@ -86,22 +86,39 @@ impl<F: Future> Future for PollTimed<F> {
     }
 }
 
-/// The label of the current actix worker: "0" for the thread "actix-rt|system:0|arbiter:0".
-pub fn current_worker_label() -> String {
-    let thread = std::thread::current();
-    let name = thread.name().unwrap_or("unnamed");
-    name.rsplit([':', ' ']).next().unwrap_or(name).to_owned()
-}
+static NEXT_WORKER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 thread_local! {
-    static PROBE_STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread's actix worker number, given when the app factory first runs on it.
+    static WORKER: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+}
+
+/// The `worker` label of the current actix worker, "0" to "N-1"; the thread name elsewhere.
+/// (actix names its threads after arbiters, whose numbers start after the System's.)
+pub fn current_worker_label() -> String {
+    WORKER.with(|w| w.get().cloned()).unwrap_or_else(|| {
+        std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned()
+    })
 }
 
 /// Starts, once per worker thread, a task that sleeps `interval` and records how late it
 /// woke up. A late wake-up means something held the event loop. Call it from the app
 /// factory, which actix runs on each worker thread inside that worker's runtime.
 pub fn spawn_lag_probe(instruments: &Instruments, interval: Duration) {
-    if PROBE_STARTED.with(|started| started.replace(true)) {
+    let first = WORKER.with(|w| {
+        let mut first = false;
+        w.get_or_init(|| {
+            first = true;
+            NEXT_WORKER
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_string()
+        });
+        first
+    });
+    if !first {
         return;
     }
     let worker = current_worker_label();

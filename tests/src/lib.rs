@@ -1,0 +1,242 @@
+//! The harness of the cross-service tests: it starts the real binaries on free ports, reads
+//! the ports they bound from their "listening" log line, and talks HTTP to them. No mocks.
+//!
+//! The binaries come from `target/debug` (or `$LOOPSCOPE_BIN_DIR`); `make test` builds them
+//! first. Tests never change their own environment: each child gets its settings as flags,
+//! and inherited LOOPSCOPE_* and SENTRY_* variables are removed.
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub mod metrics;
+
+/// Where the service binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LOOPSCOPE_BIN_DIR") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug")
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (make test does) first",
+        path.display()
+    );
+    path
+}
+
+/// A running service process, killed when dropped.
+pub struct Service {
+    child: Child,
+    pub app: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts `name` with `args` plus free ports, waiting until it logs that it listens.
+pub fn start(name: &str, args: &[&str]) -> Service {
+    start_with_env(name, args, &[])
+}
+
+pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+    let mut cmd = Command::new(bin(name));
+    cmd.args(["--port", "0", "--admin-port", "0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LOOPSCOPE_") || key.starts_with("SENTRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("LOOPSCOPE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    // Drain both pipes for the whole life of the child, or it blocks once a pipe is full.
+    for pipe in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let logs = logs.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if line.contains("\"listening\"") {
+                    let _ = tx.send(line.clone());
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "{name} did not start within 20 s; its output:\n{}",
+                logs.lock().unwrap().join("\n")
+            )
+        });
+    let event: Value = serde_json::from_str(&line).expect("the listening line is JSON");
+    let addr = |key: &str| event[key].as_str().and_then(|s| s.parse().ok());
+    Service {
+        child,
+        app: addr("app_addr").expect("app_addr in the listening line"),
+        admin: addr("admin_addr"),
+        logs,
+    }
+}
+
+impl Service {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.admin.expect("this service has an admin port")
+        )
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.app)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// GET on the app port: status and JSON body (Null when the body is not JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        get(&self.url(path))
+    }
+
+    /// The Prometheus text of the admin port.
+    pub fn metrics(&self) -> String {
+        get_text(&self.admin_url("/metrics")).1
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One client per call: no pooled connection survives into another test step, and each
+/// request of a concurrent batch gets its own connection.
+pub fn client(timeout: Duration) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+pub fn get(url: &str) -> (u16, Value) {
+    let (status, text) = get_text(url);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub fn get_text(url: &str) -> (u16, String) {
+    let res = client(Duration::from_secs(30))
+        .get(url)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (res.status().as_u16(), res.text().unwrap_or_default())
+}
+
+/// Sends all `urls` at once, each on its own thread and connection; returns in input order
+/// the status, body and the client-side time from the common start to the answer.
+pub fn get_concurrently(urls: &[String]) -> Vec<(u16, Value, Duration)> {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                s.spawn(move || {
+                    let (status, body) = get(url);
+                    (status, body, start.elapsed())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("request thread"))
+            .collect()
+    })
+}
+
+/// Asserts a JSON error body of the given status that names `param`.
+pub fn assert_bad_request(svc: &Service, path: &str, param: &str) {
+    let (status, body) = svc.get(path);
+    assert_eq!(status, 400, "{path}: {body}");
+    assert_eq!(body["error"], "bad_request", "{path}: {body}");
+    assert_eq!(body["param"], param, "{path}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{path}: {body}"
+    );
+    assert!(
+        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
+        "{path}: {body}"
+    );
+}
+
+/// A TCP port that accepts connections and never answers: a hung dependency.
+pub fn black_hole() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, url)
+}
+
+/// A port nothing listens on.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    url
+}

@@ -1,0 +1,38 @@
+//! The backend's latency and error injection, set at start and per request.
+use loopscope_tests::{assert_bad_request, start};
+
+#[test]
+fn latency_and_errors_follow_settings_and_per_request_overrides() {
+    let svc = start("backend", &["--latency-ms", "30", "--workers", "1"]);
+    let (status, body) = svc.get("/query");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["median_ms"], 30);
+    assert_eq!(body["latency_ms"].as_f64(), Some(30.0));
+    assert_eq!(body["dist"], "fixed");
+
+    let (_, body) = svc.get("/query?ms=80&dist=uniform&spread=0.25");
+    let ms = body["latency_ms"].as_f64().unwrap();
+    assert!((60.0..=100.0).contains(&ms), "{body}");
+
+    let (status, body) = svc.get("/query?ms=1&error_rate=1");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("injected_error")),
+        "{body}"
+    );
+    assert_eq!(svc.get("/query?ms=1&error_rate=0").0, 200);
+
+    assert_bad_request(&svc, "/query?ms=-1", "ms");
+    assert_bad_request(&svc, "/query?error_rate=2", "error_rate");
+    assert_bad_request(&svc, "/query?dist=pareto", "dist");
+    assert_bad_request(&svc, "/query?spread=x", "spread");
+}
+
+#[test]
+fn errors_set_at_start_apply_to_every_query() {
+    let svc = start(
+        "backend",
+        &["--latency-ms", "1", "--error-rate", "1", "--workers", "1"],
+    );
+    assert_eq!(svc.get("/query").0, 503);
+}

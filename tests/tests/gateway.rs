@@ -1,0 +1,226 @@
+//! The gateway in front of real workers and a real backend.
+use std::time::{Duration, Instant};
+
+use loopscope_tests::{Service, assert_bad_request, black_hole, closed_port_url, start};
+use serde_json::Value;
+
+struct Stack {
+    gateway: Service,
+    _workers: Vec<Service>,
+    _backend: Service,
+}
+
+fn stack() -> Stack {
+    let backend = start("backend", &["--latency-ms", "10", "--workers", "1"]);
+    let a = start(
+        "worker",
+        &[
+            "--handling",
+            "async",
+            "--workers",
+            "1",
+            "--backend-url",
+            &backend.base_url(),
+        ],
+    );
+    let t = start(
+        "worker",
+        &[
+            "--handling",
+            "threadpool",
+            "--workers",
+            "1",
+            "--backend-url",
+            &backend.base_url(),
+        ],
+    );
+    let gateway = start(
+        "gateway",
+        &[
+            "--workers",
+            "1",
+            "--worker-async-url",
+            &a.base_url(),
+            "--worker-threadpool-url",
+            &t.base_url(),
+        ],
+    );
+    Stack {
+        gateway,
+        _workers: vec![a, t],
+        _backend: backend,
+    }
+}
+
+fn elapsed(body: &Value) -> f64 {
+    body["elapsed_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no elapsed_ms: {body}"))
+}
+
+#[test]
+fn compare_runs_one_job_on_both_modes_at_once() {
+    let s = stack();
+    let (status, body) = s.gateway.get("/api/compare?kind=io&ms=200");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["async"]["result"]["handling"], "async");
+    assert_eq!(body["threadpool"]["result"]["handling"], "threadpool");
+    for side in ["async", "threadpool"] {
+        assert_eq!(body[side]["status"], 200);
+        assert!(
+            body[side]["result"]["service_ms"].as_f64().unwrap() >= 199.0,
+            "{body}"
+        );
+    }
+    // Both at once: the whole takes about one job, not two.
+    assert!(elapsed(&body) < 380.0, "compare took {} ms", elapsed(&body));
+
+    let (status, body) = s.gateway.get("/api/compare?kind=call&ms=30");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["threadpool"]["result"]["backend"]["service"],
+        "backend"
+    );
+}
+
+#[test]
+fn fanout_reproduces_seed_003() {
+    let s = stack();
+    let run = |q: &str| {
+        let (status, body) = s.gateway.get(&format!("/api/fanout?n=10&ms=100&{q}"));
+        assert_eq!(status, 200, "{q}: {body}");
+        assert_eq!(body["ok"], 10, "{body}");
+        assert_eq!(body["calls"].as_array().unwrap().len(), 10);
+        elapsed(&body)
+    };
+    let sequential = run("mode=sequential");
+    let concurrent = run("mode=concurrent");
+    let pool5 = run("mode=limited&limit=5");
+    let pool30 = run("mode=limited&limit=30");
+    // Seed 003: ≈1000, ≈100, ≈200 and ≈100 ms. Orderings and ratios, not absolute times.
+    assert!(sequential >= 1000.0, "sequential {sequential}");
+    assert!(
+        sequential / concurrent > 4.0,
+        "sequential {sequential} vs concurrent {concurrent}"
+    );
+    assert!(pool5 >= 200.0, "limit 5 must take two rounds: {pool5}");
+    assert!(
+        pool5 / concurrent > 1.4,
+        "limit 5 {pool5} vs concurrent {concurrent}"
+    );
+    assert!(
+        sequential / pool5 > 2.5,
+        "sequential {sequential} vs limit 5 {pool5}"
+    );
+    assert!(pool30 < pool5, "limit 30 {pool30} vs limit 5 {pool5}");
+}
+
+#[test]
+fn proxy_returns_the_workers_answer() {
+    let s = stack();
+    let (status, body) = s.gateway.get("/api/threadpool/work/cpu?ms=5");
+    assert_eq!(
+        (status, body["handling"].as_str(), body["kind"].as_str()),
+        (200, Some("threadpool"), Some("cpu"))
+    );
+    let (status, body) = s.gateway.get("/api/async/work/io?ms=5");
+    assert_eq!(
+        (status, body["handling"].as_str()),
+        (200, Some("async")),
+        "{body}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_before_any_call() {
+    let s = stack();
+    let g = &s.gateway;
+    assert_bad_request(g, "/api/compare?kind=teleport&ms=1", "kind");
+    assert_bad_request(g, "/api/compare?kind=io", "ms");
+    assert_bad_request(g, "/api/compare?kind=io&ms=-1", "ms");
+    assert_bad_request(g, "/api/compare?kind=io&ms=1&extra=1", "query");
+    assert_bad_request(g, "/api/fanout?n=0&ms=1", "n");
+    assert_bad_request(g, "/api/fanout?n=101&ms=1", "n");
+    assert_bad_request(g, "/api/fanout?n=ten&ms=1", "n");
+    assert_bad_request(g, "/api/fanout?n=2&ms=1&mode=parallel", "mode");
+    assert_bad_request(g, "/api/fanout?n=2&ms=1&mode=limited", "limit");
+    assert_bad_request(g, "/api/fanout?n=2&ms=1&mode=limited&limit=0", "limit");
+    assert_bad_request(g, "/api/fanout?n=2&ms=1&mode=concurrent&limit=2", "limit");
+    assert_bad_request(g, "/api/fanout?n=2&ms=1&handling=gevent", "handling");
+    assert_bad_request(g, "/api/sync/work/io?ms=1", "handling");
+    assert_bad_request(g, "/api/async/work/sleep?ms=1", "kind");
+    assert_bad_request(g, "/api/async/work/io?ms=1.5", "ms");
+    let (status, body) = g.get("/api/nothing");
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+}
+
+#[test]
+fn a_worker_that_is_down_or_hangs_gives_502_or_504_within_the_timeout() {
+    let (_hole, hung) = black_hole();
+    let down = closed_port_url();
+    let gateway = start(
+        "gateway",
+        &[
+            "--workers",
+            "1",
+            "--upstream-timeout-ms",
+            "800",
+            "--worker-async-url",
+            &down,
+            "--worker-threadpool-url",
+            &hung,
+        ],
+    );
+    let timed = |path: &str| {
+        let started = Instant::now();
+        let out = gateway.get(path);
+        (out, started.elapsed())
+    };
+    let ((status, body), took) = timed("/api/async/work/io?ms=1");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("upstream_unavailable")),
+        "{body}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "refused connection answered in {took:?}"
+    );
+
+    let ((status, body), took) = timed("/api/threadpool/work/io?ms=1");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (504, Some("upstream_timeout")),
+        "{body}"
+    );
+    assert!(
+        took >= Duration::from_millis(750) && took < Duration::from_secs(3),
+        "timeout after {took:?}"
+    );
+
+    let ((status, body), took) = timed("/api/compare?kind=io&ms=1");
+    assert!(status == 502 || status == 504, "{status} {body}");
+    assert!(
+        took < Duration::from_secs(3),
+        "compare answered in {took:?}"
+    );
+
+    let ((status, body), took) = timed("/api/fanout?n=4&ms=1&handling=threadpool&mode=concurrent");
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(
+        body["details"]["failed"], 4,
+        "each call's outcome is kept: {body}"
+    );
+    assert!(took < Duration::from_secs(3), "fanout answered in {took:?}");
+
+    let page = gateway.metrics();
+    let timeouts = loopscope_tests::metrics::sample(
+        &page,
+        "loopscope_upstream_requests_total",
+        &[("upstream", "worker-threadpool"), ("outcome", "timeout")],
+    );
+    assert!(
+        timeouts.is_some_and(|n| n >= 6.0),
+        "timeouts counted: {timeouts:?}"
+    );
+}

@@ -1,0 +1,105 @@
+//! Bad settings fail fast with a message naming the setting; good ones start.
+use std::process::Command;
+
+fn fails_naming(bin: &str, args: &[&str], needle: &str) {
+    let out = Command::new(loopscope_tests::bin(bin))
+        .args(args)
+        .env_remove("SENTRY_DSN")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{bin} {args:?} should fail");
+    assert!(
+        stderr.contains(needle),
+        "{bin} {args:?}: stderr does not name {needle}:\n{stderr}"
+    );
+}
+
+#[test]
+fn bad_settings_fail_fast_naming_the_setting() {
+    fails_naming("worker", &[], "--handling");
+    fails_naming("worker", &["--handling", "gevent"], "--handling");
+    fails_naming(
+        "worker",
+        &["--handling", "async", "--workers", "0"],
+        "--workers",
+    );
+    fails_naming(
+        "worker",
+        &["--handling", "async", "--stall-threshold-ms", "x"],
+        "--stall-threshold-ms",
+    );
+    fails_naming(
+        "worker",
+        &["--handling", "async", "--sentry-dsn", "not a dsn"],
+        "--sentry-dsn",
+    );
+    fails_naming(
+        "worker",
+        &["--handling", "async", "--sentry-traces-sample-rate", "2"],
+        "--sentry-traces-sample-rate",
+    );
+    fails_naming(
+        "worker",
+        &[
+            "--handling",
+            "async",
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+            "--backend-url",
+            "ftp://x",
+        ],
+        "--backend-url",
+    );
+    fails_naming(
+        "worker",
+        &["--handling", "async", "--metrics-exposition", "both"],
+        "--metrics-exposition",
+    );
+    fails_naming("backend", &["--error-rate", "1.5"], "--error-rate");
+    fails_naming(
+        "backend",
+        &["--port", "0", "--admin-port", "0", "--latency-ms", "70000"],
+        "--latency-ms",
+    );
+    fails_naming(
+        "gateway",
+        &[
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+            "--worker-async-url",
+            "nope",
+        ],
+        "--worker-async-url",
+    );
+    fails_naming("gateway", &["--max-fanout", "0"], "--max-fanout");
+}
+
+#[test]
+fn a_port_in_use_is_named_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    fails_naming("backend", &["--port", &port, "--admin-port", "0"], "--port");
+}
+
+#[test]
+fn help_lists_every_setting_with_its_env_var() {
+    let out = Command::new(loopscope_tests::bin("worker"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--handling",
+        "LOOPSCOPE_HANDLING",
+        "--blocking-threads",
+        "SENTRY_DSN",
+        "--metrics-exposition",
+    ] {
+        assert!(help.contains(needle), "worker --help lacks {needle}");
+    }
+}
