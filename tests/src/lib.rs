@@ -4,6 +4,7 @@
 //! The binaries come from `target/debug` (or `$LOOPSCOPE_BIN_DIR`); `make test` builds them
 //! first. Tests never change their own environment: each child gets its settings as flags,
 //! and inherited LOOPSCOPE_* and SENTRY_* variables are removed.
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
