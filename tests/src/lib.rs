@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod metrics;
+pub mod spotlight;
 
 /// Where the service binaries are.
 pub fn bin_dir() -> PathBuf {

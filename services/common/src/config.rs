@@ -58,9 +58,9 @@ pub struct ServerArgs {
 
 #[derive(Args, Clone, Debug)]
 pub struct SentryArgs {
-    /// Sentry DSN. Unset: Sentry is off.
-    #[arg(long, env = "SENTRY_DSN", value_parser = parse_dsn)]
-    pub sentry_dsn: Option<sentry::types::Dsn>,
+    /// Sentry DSN. Unset or empty: Sentry is off.
+    #[arg(long, env = "SENTRY_DSN", value_parser = check_dsn)]
+    pub sentry_dsn: Option<String>,
 
     /// Sentry environment.
     #[arg(long, env = "SENTRY_ENVIRONMENT", default_value = "local")]
@@ -111,10 +111,20 @@ impl ServerArgs {
     }
 }
 
-fn parse_dsn(value: &str) -> Result<sentry::types::Dsn, String> {
-    value
-        .parse()
-        .map_err(|e| format!("{e}; expected e.g. https://KEY@o0.ingest.sentry.io/0"))
+/// An empty value (a chart's `SENTRY_DSN: ""`) means off, like an unset one.
+fn check_dsn(value: &str) -> Result<String, String> {
+    if !value.is_empty() {
+        value
+            .parse::<sentry::types::Dsn>()
+            .map_err(|e| format!("{e}; expected e.g. https://KEY@o0.ingest.sentry.io/0"))?;
+    }
+    Ok(value.to_owned())
+}
+
+impl SentryArgs {
+    pub fn dsn(&self) -> Option<sentry::types::Dsn> {
+        self.sentry_dsn.as_deref().filter(|d| !d.is_empty())?.parse().ok()
+    }
 }
 
 fn parse_ratio(value: &str) -> Result<f32, String> {

@@ -19,7 +19,7 @@ pub fn release_name() -> String {
 
 /// Returns `None` (Sentry off, silently) when no DSN is set.
 pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<ClientInitGuard> {
-    let dsn = args.sentry_dsn.clone()?;
+    let dsn = args.dsn()?;
     let timeout = Duration::from_millis(args.sentry_timeout_ms);
     // sentry's reqwest transport posts envelopes with no Content-Type. sentry.io accepts
     // that, but Spotlight (the local receiver) drops such a payload ("No content type").
