@@ -185,11 +185,11 @@ shut_down() {
     for name in "${NAMES[@]}"; do
         status=0
         wait "${PID[$name]}" 2>/dev/null || status=$?
-        # 127: already reaped by `wait -n`. 143/130: killed by our SIGTERM / SIGINT before
-        # installing handlers, which is a clean stop too.
+        # 127: already reaped by `wait -n`. Anything else but 0 breaks the services'
+        # contract (drain and exit 0 on SIGTERM): 143 = died of SIGTERM, 137 = SIGKILL.
         [[ "$name" == "$FAILED" ]] && status=0 # already reported by fail()
         case "$status" in
-        0 | 127 | 130 | 143) ;;
+        0 | 127) ;;
         *) err "$name exited with status $status while stopping (log: ${LOG_DIR#"$ROOT"/}/$name.log)" ;;
         esac
         rm -f "$PID_DIR/$name.pid"

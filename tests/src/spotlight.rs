@@ -111,7 +111,10 @@ impl Spotlight {
     }
 
     fn subscribe(&mut self) {
-        let url = format!("http://127.0.0.1:{}/stream?client=loopscope-tests", self.port);
+        let url = format!(
+            "http://127.0.0.1:{}/stream?client=loopscope-tests",
+            self.port
+        );
         // No overall timeout: the stream stays open until Spotlight is killed.
         let client = reqwest::blocking::Client::builder()
             .timeout(None)
@@ -241,7 +244,10 @@ pub fn request_url(item: &Value) -> Option<&str> {
 /// The first exception's type and value.
 pub fn exception(item: &Value) -> Option<(&str, &str)> {
     let first = &item["exception"]["values"][0];
-    Some((first["type"].as_str()?, first["value"].as_str().unwrap_or("")))
+    Some((
+        first["type"].as_str()?,
+        first["value"].as_str().unwrap_or(""),
+    ))
 }
 
 /// One line describing an item, for failure messages.

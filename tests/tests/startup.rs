@@ -106,6 +106,7 @@ fn help_lists_every_setting_with_its_env_var() {
 
 #[test]
 fn an_empty_sentry_dsn_means_sentry_off() {
-    let svc = loopscope_tests::start_with_env("backend", &["--workers", "1"], &[("SENTRY_DSN", "")]);
+    let svc =
+        loopscope_tests::start_with_env("backend", &["--workers", "1"], &[("SENTRY_DSN", "")]);
     assert_eq!(svc.get("/query?ms=1").0, 200);
 }

@@ -123,7 +123,11 @@ fn check_dsn(value: &str) -> Result<String, String> {
 
 impl SentryArgs {
     pub fn dsn(&self) -> Option<sentry::types::Dsn> {
-        self.sentry_dsn.as_deref().filter(|d| !d.is_empty())?.parse().ok()
+        self.sentry_dsn
+            .as_deref()
+            .filter(|d| !d.is_empty())?
+            .parse()
+            .ok()
     }
 }
 
