@@ -20,7 +20,8 @@ pub struct ServerArgs {
     pub admin_port: Option<u16>,
 
     /// Where /metrics lives: `separate` admin port on its own thread (prometheus_client's
-    /// start_http_server) or `mounted` on the app port (make_asgi_app).
+    /// start_http_server), `mounted` on the app port (make_asgi_app), or `both`, to compare
+    /// the two on one process.
     #[arg(long, env = "LOOPSCOPE_METRICS_EXPOSITION", value_enum, default_value_t = MetricsExposition::Separate)]
     pub metrics_exposition: MetricsExposition,
 
@@ -87,6 +88,17 @@ pub struct SentryArgs {
 pub enum MetricsExposition {
     Separate,
     Mounted,
+    Both,
+}
+
+impl MetricsExposition {
+    pub fn admin_port(self) -> bool {
+        self != Self::Mounted
+    }
+
+    pub fn mounted(self) -> bool {
+        self != Self::Separate
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

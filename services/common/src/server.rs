@@ -11,7 +11,7 @@ use actix_web::{App, HttpRequest, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::ServiceInfo;
-use crate::config::{MetricsExposition, ServerArgs};
+use crate::config::ServerArgs;
 use crate::error::ApiError;
 use crate::health::{self, Readiness};
 use crate::metrics::{Telemetry, metrics_handler};
@@ -60,14 +60,11 @@ impl Application {
             args.port.unwrap_or(service.default_port),
             "--port",
         )?;
-        let admin_listener = match args.metrics_exposition {
-            MetricsExposition::Separate => Some(bind(
-                "admin",
-                &args.host,
-                args.admin_port.unwrap_or(service.default_admin_port),
-                "--admin-port",
-            )?),
-            MetricsExposition::Mounted => None,
+        let admin_listener = if args.metrics_exposition.admin_port() {
+            let port = args.admin_port.unwrap_or(service.default_admin_port);
+            Some(bind("admin", &args.host, port, "--admin-port")?)
+        } else {
+            None
         };
         let app_addr = app_listener.local_addr()?;
         let readiness = Readiness::default();
@@ -89,7 +86,7 @@ impl Application {
         let http_metrics = telemetry.http.clone();
         let registry = web::Data::new(telemetry.registry.clone());
         let ready = web::Data::new(readiness.clone());
-        let mounted = args.metrics_exposition == MetricsExposition::Mounted;
+        let mounted = args.metrics_exposition.mounted();
         let lag_interval = Duration::from_millis(args.lag_probe_interval_ms);
 
         let server = HttpServer::new(move || {
