@@ -257,11 +257,11 @@ svc_url() { printf 'http://%s:%s' "$PROBE_HOST" "$1"; }
 start backend "$BIN_DIR/backend" "$(svc_url "$BACKEND_PORT")/readyz" \
     "$BIN_DIR/backend" --port "$BACKEND_PORT" --admin-port "$BACKEND_ADMIN_PORT"
 start worker-async "$BIN_DIR/worker" "$(svc_url "$WORKER_ASYNC_PORT")/readyz" \
-    "$BIN_DIR/worker" --handling async \
+    "$BIN_DIR/worker" --handling async --metrics-exposition both \
     --port "$WORKER_ASYNC_PORT" --admin-port "$WORKER_ASYNC_ADMIN_PORT" \
     --backend-url "$(svc_url "$BACKEND_PORT")"
 start worker-threadpool "$BIN_DIR/worker" "$(svc_url "$WORKER_THREADPOOL_PORT")/readyz" \
-    "$BIN_DIR/worker" --handling threadpool \
+    "$BIN_DIR/worker" --handling threadpool --metrics-exposition both \
     --port "$WORKER_THREADPOOL_PORT" --admin-port "$WORKER_THREADPOOL_ADMIN_PORT" \
     --backend-url "$(svc_url "$BACKEND_PORT")"
 start gateway "$BIN_DIR/gateway" "$(svc_url "$GATEWAY_PORT")/readyz" \
