@@ -52,7 +52,11 @@ up: $(if $(filter release,$(PROFILE)),release,build) ## Run the stack here, plus
 down: ## Stop a stack started with `scripts/up.sh --background`
 	scripts/down.sh
 
-# Later: demo (scripts/up.sh --background, loadgen, scripts/down.sh), bench, chart, kind.
+.PHONY: demo
+demo: release ## Start the stack, run every experiment, print the verdicts, write target/demo/index.html, stop
+	BIN_DIR='$(TARGET_DIR)/release' scripts/demo.sh
+
+# Later: bench, chart, kind.
 
 ##@ Test
 
