@@ -17,7 +17,16 @@ fn stack() -> Stack {
     let worker = |handling: &str| {
         start(
             "worker",
-            &["--handling", handling, "--workers", "2", "--metrics-exposition", "both", "--backend-url", &backend.base_url()],
+            &[
+                "--handling",
+                handling,
+                "--workers",
+                "2",
+                "--metrics-exposition",
+                "both",
+                "--backend-url",
+                &backend.base_url(),
+            ],
         )
     };
     let (worker_async, worker_threadpool) = (worker("async"), worker("threadpool"));
@@ -32,7 +41,12 @@ fn stack() -> Stack {
             &worker_threadpool.base_url(),
         ],
     );
-    Stack { gateway, worker_async, worker_threadpool, _backend: backend }
+    Stack {
+        gateway,
+        worker_async,
+        worker_threadpool,
+        _backend: backend,
+    }
 }
 
 fn experiment(stack: &Stack, args: &[&str]) -> Output {
@@ -42,23 +56,42 @@ fn experiment(stack: &Stack, args: &[&str]) -> Output {
         .args(args)
         .args(["--gateway-url", &stack.gateway.base_url()])
         .args(["--worker-async-url", &stack.worker_async.base_url()])
-        .args(["--worker-threadpool-url", &stack.worker_threadpool.base_url()])
+        .args([
+            "--worker-threadpool-url",
+            &stack.worker_threadpool.base_url(),
+        ])
         .args(["--worker-async-admin-url", &admin(&stack.worker_async)])
-        .args(["--worker-threadpool-admin-url", &admin(&stack.worker_threadpool)])
+        .args([
+            "--worker-threadpool-admin-url",
+            &admin(&stack.worker_threadpool),
+        ])
         .output()
         .expect("run loadgen")
 }
 
 fn outcome(out: &Output) -> Value {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}):\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "not JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     report["experiments"][0].clone()
 }
 
 fn assert_passed(o: &Value) {
-    let failed: Vec<_> = o["checks"].as_array().unwrap().iter().filter(|c| c["pass"] != true).collect();
-    assert!(o["passed"] == true && failed.is_empty(), "{} failed: {failed:#?}", o["name"]);
+    let failed: Vec<_> = o["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pass"] != true)
+        .collect();
+    assert!(
+        o["passed"] == true && failed.is_empty(),
+        "{} failed: {failed:#?}",
+        o["name"]
+    );
 }
 
 #[test]
@@ -74,14 +107,30 @@ fn experiments_1_to_3_reproduce_the_seeds() {
     for sc in scenarios {
         let requests = sc["requests"].as_array().unwrap();
         assert_eq!(requests.len(), 10);
-        assert!(requests.iter().all(|r| r["thread"].is_string() && r["thread_id"].as_i64() > Some(0)));
+        assert!(
+            requests
+                .iter()
+                .all(|r| r["thread"].is_string() && r["thread_id"].as_i64() > Some(0))
+        );
     }
     // Threadpool: the work ran on more than one thread; async: only on the event loops.
     let threads = |sc: &Value| {
-        sc["requests"].as_array().unwrap().iter().map(|r| r["thread_id"].as_i64()).collect::<std::collections::HashSet<_>>().len()
+        sc["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["thread_id"].as_i64())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
     };
-    assert!(threads(&scenarios[0]) > 2, "threadpool spreads over pool threads");
-    assert!(threads(&scenarios[1]) <= 2, "async stays on its 2 event loops");
+    assert!(
+        threads(&scenarios[0]) > 2,
+        "threadpool spreads over pool threads"
+    );
+    assert!(
+        threads(&scenarios[1]) <= 2,
+        "async stays on its 2 event loops"
+    );
 
     let sequential = outcome(&experiment(&stack, &["sequential", "--json"]));
     assert_passed(&sequential);
@@ -89,8 +138,15 @@ fn experiments_1_to_3_reproduce_the_seeds() {
     let pool = outcome(&experiment(&stack, &["pool", "--json"]));
     assert_passed(&pool);
     let bars = pool["data"]["bars"].as_array().unwrap();
-    let measured = |label: &str| bars.iter().find(|b| b["label"] == label).unwrap()["measured"].as_f64().unwrap();
-    assert!(measured("sequential") > measured("pool of 5") && measured("pool of 5") > measured("pool of 30"));
+    let measured = |label: &str| {
+        bars.iter().find(|b| b["label"] == label).unwrap()["measured"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        measured("sequential") > measured("pool of 5")
+            && measured("pool of 5") > measured("pool of 30")
+    );
 }
 
 #[test]
@@ -101,12 +157,19 @@ fn an_unreachable_stack_is_named_with_what_to_do() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("not answering") && stderr.contains("make up"), "{stderr}");
+    assert!(
+        stderr.contains("not answering") && stderr.contains("make up"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn bad_experiment_flags_are_refused() {
-    for args in [&["experiment", "teleport"][..], &["experiment"], &["experiment", "all", "--report"]] {
+    for args in [
+        &["experiment", "teleport"][..],
+        &["experiment"],
+        &["experiment", "all", "--report"],
+    ] {
         let out = Command::new(bin("loadgen")).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty());

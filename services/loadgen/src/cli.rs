@@ -59,7 +59,11 @@ pub struct RunArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Gateway base URL.
-    #[arg(long, env = "LOOPSCOPE_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub gateway_url: String,
 
     /// Requests per second, across the mix.
@@ -105,17 +109,37 @@ pub struct ExperimentArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct StackArgs {
-    #[arg(long, env = "LOOPSCOPE_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub gateway_url: String,
-    #[arg(long, env = "LOOPSCOPE_WORKER_ASYNC_URL", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_WORKER_ASYNC_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
     pub worker_async_url: String,
-    #[arg(long, env = "LOOPSCOPE_WORKER_THREADPOOL_URL", default_value = "http://127.0.0.1:8082")]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_WORKER_THREADPOOL_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
     pub worker_threadpool_url: String,
     /// Admin (metrics) URL of the async worker.
-    #[arg(long, env = "LOOPSCOPE_WORKER_ASYNC_ADMIN_URL", default_value = "http://127.0.0.1:9081")]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_WORKER_ASYNC_ADMIN_URL",
+        default_value = "http://127.0.0.1:9081"
+    )]
     pub worker_async_admin_url: String,
     /// Admin (metrics) URL of the threadpool worker.
-    #[arg(long, env = "LOOPSCOPE_WORKER_THREADPOOL_ADMIN_URL", default_value = "http://127.0.0.1:9082")]
+    #[arg(
+        long,
+        env = "LOOPSCOPE_WORKER_THREADPOOL_ADMIN_URL",
+        default_value = "http://127.0.0.1:9082"
+    )]
     pub worker_threadpool_admin_url: String,
 }
 
@@ -143,7 +167,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 2m"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 2m"))?;
     let secs = match unit {
         "ms" => value / 1e3,
         "s" => value,

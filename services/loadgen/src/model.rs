@@ -36,7 +36,10 @@ pub enum ExperimentData {
     /// Experiments 2 and 3: one bar per variant, predicted and measured.
     Bars { unit: String, bars: Vec<Bar> },
     /// Experiments 4 and 5: latency percentiles per series.
-    Percentiles { unit: String, series: Vec<PercentileSeries> },
+    Percentiles {
+        unit: String,
+        series: Vec<PercentileSeries>,
+    },
     /// Experiment 6: per mode, one point per arrival-rate step.
     Sweep { modes: Vec<SweepSeries> },
 }

@@ -8,6 +8,7 @@ pub mod names;
 use std::collections::HashMap;
 
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::Registry;
 
@@ -74,5 +75,11 @@ impl Telemetry {
             instruments,
             _meter_provider: meter_provider,
         })
+    }
+
+    /// A meter on the process's pipeline, for a service's own instruments: what it records
+    /// is exported into the same registry, with the same `service` label.
+    pub fn meter(&self) -> Meter {
+        self._meter_provider.meter("loopscope")
     }
 }

@@ -7,7 +7,7 @@ mod exposition;
 mod pool;
 mod sequential;
 mod stack;
-
+mod sweep;
 mod table;
 
 use std::process::ExitCode;
@@ -126,10 +126,7 @@ async fn run_one(
         ExperimentName::Pool => pool::run(stack, pace).await,
         ExperimentName::Exposition => exposition::run(stack, pace).await,
         ExperimentName::Cpu => cpu::run(stack, pace).await,
-        ExperimentName::Sweep => Err(stack::StackError::Request {
-            url: String::new(),
-            detail: "the sweep is not built yet".to_owned(),
-        }),
+        ExperimentName::Sweep => sweep::run(stack, pace).await,
         ExperimentName::All => unreachable!("`all` is expanded before running"),
     }
 }
