@@ -32,7 +32,8 @@ async fn probe(
         .unwrap_or(1.0) as usize;
     let stop = Arc::new(AtomicBool::new(false));
     let cpu_url = format!("{base}/work/cpu?ms={CPU_MS}");
-    let loops = if busy { 2 * workers } else { 0 };
+    // Four CPU loops per event loop: each always has CPU work queued, whichever connection lands where.
+    let loops = if busy { 4 * workers } else { 0 };
     let background = join_all((0..loops).map(|_| {
         let stop = stop.clone();
         let cpu_url = cpu_url.clone();
