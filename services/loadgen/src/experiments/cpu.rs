@@ -93,7 +93,7 @@ pub(crate) async fn run(stack: &Stack, pace: Pace) -> Result<ExperimentOutcome, 
         ),
         check::ratio(
             "io p50 under CPU load: async / threadpool",
-            "> 1",
+            "≫ 1",
             async_busy.p50,
             pool_busy.p50,
             2.0,
