@@ -1,12 +1,26 @@
 //! Bad settings fail fast with a message naming the setting; good ones start.
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn fails_naming(bin: &str, args: &[&str], needle: &str) {
-    let out = Command::new(loopscope_tests::bin(bin))
+    let mut child = Command::new(loopscope_tests::bin(bin))
         .args(args)
         .env_remove("SENTRY_DSN")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run");
+    // A setting that is wrongly accepted starts a server: fail instead of waiting forever.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{bin} {args:?} was accepted and kept running; it should fail naming {needle}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{bin} {args:?} should fail");
     assert!(
@@ -55,7 +69,7 @@ fn bad_settings_fail_fast_naming_the_setting() {
     );
     fails_naming(
         "worker",
-        &["--handling", "async", "--metrics-exposition", "both"],
+        &["--handling", "async", "--metrics-exposition", "bogus"],
         "--metrics-exposition",
     );
     fails_naming("backend", &["--error-rate", "1.5"], "--error-rate");
