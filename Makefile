@@ -65,7 +65,7 @@ test: $(TEST_TARGETS) lint ## Run every test suite and the linters
 
 .PHONY: test-rust
 test-rust: tools build ## Rust unit and integration tests
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 .PHONY: lint
 lint: lint-rust lint-shell ## rustfmt, clippy and shellcheck
