@@ -33,7 +33,11 @@ where
                         workers = args.workers(),
                         "listening"
                     );
-                    app.run_until_stopped(shutdown::signal()).await
+                    app.run_until_stopped(async {
+                        let signal = shutdown::signal().await;
+                        tracing::info!(signal, "shutdown requested");
+                    })
+                    .await
                 })
                 .map_err(|e| e.to_string())
         });

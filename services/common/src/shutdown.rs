@@ -1,5 +1,7 @@
 //! The signals that start a drain: SIGTERM (Kubernetes) and SIGINT (Ctrl-C).
-pub async fn signal() {
+
+/// Resolves with the name of the first of SIGINT or SIGTERM to arrive.
+pub async fn signal() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -15,7 +17,7 @@ pub async fn signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutdown requested"),
-        () = term => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
     }
 }

@@ -216,8 +216,9 @@ impl Upstream {
     }
 }
 
-/// reqwest's top-level message is "error sending request"; the cause says why.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line: reqwest's top-level message is "error sending
+/// request"; the causes say why.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -229,7 +229,7 @@ impl Traffic {
             .map(|e| format!("{}:{}", e.weight, e.path))
             .collect();
         tracing::info!(rate = self.rate, mix = %mix.join(","), "traffic started");
-        let stop = shutdown_requested();
+        let stop = common::shutdown::signal();
         tokio::pin!(stop);
         let mut tasks = JoinSet::new();
         // Request i leaves at base + (i - base_i) / rate; the base moves only when the
@@ -249,7 +249,7 @@ impl Traffic {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(due) => {}
-                () = &mut stop => break,
+                _ = &mut stop => break,
             }
             while tasks.try_join_next().is_some() {}
             let n = self.cycle[(i % self.cycle.len() as u64) as usize];
@@ -287,30 +287,6 @@ impl Traffic {
             Ok(false) => "error_status",
             Err(e) => classify(&e).outcome(),
         }
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT: the same signals that start the server's drain.
-async fn shutdown_requested() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
 

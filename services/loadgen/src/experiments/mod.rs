@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::cli::{ExperimentArgs, ExperimentName};
 use crate::model::{ExperimentOutcome, RunReport};
+pub(crate) use common::upstream::error_chain as cause;
 pub(crate) use stack::Stack;
 
 /// How long the experiments run: `quick` for tests and a first look.
@@ -135,16 +136,4 @@ fn cli_name(name: ExperimentName) -> String {
     use clap::ValueEnum;
     name.to_possible_value()
         .map_or_else(|| format!("{name:?}"), |v| v.get_name().to_owned())
-}
-
-/// reqwest's message is "error sending request"; the cause says why.
-pub(crate) fn cause(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
