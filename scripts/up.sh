@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the loopscope stack locally, without a cluster: backend, worker (async), worker
-# (threadpool), gateway, plus Prometheus and Spotlight when they are installed.
+# (threadpool), gateway, plus Prometheus, Grafana and Spotlight when they are installed.
 #
 #   scripts/up.sh               foreground: Ctrl-C (or SIGTERM) stops everything, exit 0;
 #                               if a process dies, the others are stopped, exit 1
@@ -15,8 +15,11 @@
 #   WORKER_ASYNC_PORT / WORKER_ASYNC_ADMIN_PORT                     [8081 / 9081]
 #   WORKER_THREADPOOL_PORT / WORKER_THREADPOOL_ADMIN_PORT           [8082 / 9082]
 #   BACKEND_PORT / BACKEND_ADMIN_PORT                               [8083 / 9083]
-#   PROMETHEUS_PORT / SPOTLIGHT_PORT                                [9090 / 8969]
-#   WITH_PROMETHEUS, WITH_SPOTLIGHT   auto (if installed) | yes (required) | no   [auto]
+#   PROMETHEUS_PORT / SPOTLIGHT_PORT / GRAFANA_PORT                 [9090 / 8969 / 3000]
+#   WITH_PROMETHEUS, WITH_SPOTLIGHT, WITH_GRAFANA
+#                        auto (if installed) | yes (required) | no   [auto]
+#                        (Grafana: grafana-server on PATH, and only with Prometheus)
+#   GRAFANA_HOME         Grafana's install folder (conf/, public/)   [/usr/share/grafana]
 #   READY_TIMEOUT        seconds to wait for every /readyz           [30]
 #   STOP_TIMEOUT         seconds between SIGTERM and SIGKILL         [15]
 #   LOOPSCOPE_LOG_FORMAT service log format                          [text]
@@ -59,8 +62,11 @@ BACKEND_PORT="${BACKEND_PORT:-8083}"
 BACKEND_ADMIN_PORT="${BACKEND_ADMIN_PORT:-9083}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 SPOTLIGHT_PORT="${SPOTLIGHT_PORT:-8969}"
+GRAFANA_PORT="${GRAFANA_PORT:-3000}"
+GRAFANA_HOME="${GRAFANA_HOME:-/usr/share/grafana}"
 WITH_PROMETHEUS="${WITH_PROMETHEUS:-auto}"
 WITH_SPOTLIGHT="${WITH_SPOTLIGHT:-auto}"
+WITH_GRAFANA="${WITH_GRAFANA:-auto}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"
 
 # Where to probe: the services bind LOOPSCOPE_HOST (default 127.0.0.1).
@@ -118,6 +124,30 @@ no) ;;
 *) problems+=("WITH_PROMETHEUS must be auto, yes or no (not '$WITH_PROMETHEUS')") ;;
 esac
 
+# Grafana, provisioned from grafana/provisioning: the Prometheus above as data source uid
+# `prometheus`, the dashboards of grafana/dashboards in a `loopscope` folder.
+use_grafana=0
+GRAFANA_BIN="$(command -v grafana-server || true)"
+case "$WITH_GRAFANA" in
+yes)
+    use_grafana=1
+    [[ -n "$GRAFANA_BIN" ]] || problems+=("WITH_GRAFANA=yes but grafana-server is not on PATH")
+    [[ $use_prometheus -eq 1 ]] || problems+=("WITH_GRAFANA=yes needs Prometheus (WITH_PROMETHEUS)")
+    ;;
+auto)
+    if [[ -n "$GRAFANA_BIN" && $use_prometheus -eq 1 ]]; then
+        use_grafana=1
+    elif [[ -n "$GRAFANA_BIN" ]]; then
+        say "grafana-server found, but no Prometheus to show: running without Grafana"
+    fi
+    ;;
+no) ;;
+*) problems+=("WITH_GRAFANA must be auto, yes or no (not '$WITH_GRAFANA')") ;;
+esac
+if [[ $use_grafana -eq 1 && ! -d "$GRAFANA_HOME/conf" ]]; then
+    problems+=("Grafana's install folder $GRAFANA_HOME has no conf/: set GRAFANA_HOME")
+fi
+
 # A previous run still alive?
 running=()
 if pid="$(live_pid up)"; then running+=("scripts/up.sh (pid $pid)"); fi
@@ -139,6 +169,7 @@ ports=(
 )
 [[ $use_prometheus -eq 1 ]] && ports+=("prometheus:$PROMETHEUS_PORT")
 [[ $use_spotlight -eq 1 ]] && ports+=("spotlight:$SPOTLIGHT_PORT")
+[[ $use_grafana -eq 1 ]] && ports+=("grafana:$GRAFANA_PORT")
 declare -A seen_port=()
 for entry in "${ports[@]}"; do
     port="${entry##*:}"
@@ -290,6 +321,23 @@ if [[ $use_prometheus -eq 1 ]]; then
         --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
 fi
 
+if [[ $use_grafana -eq 1 ]]; then
+    # Everything through GF_* settings: nothing of the system's Grafana is changed. Local
+    # only (127.0.0.1), so anonymous users may edit (changes are not written back).
+    graf_dir="$UP_DIR/grafana"
+    mkdir -p "$graf_dir/data" "$graf_dir/logs" "$graf_dir/plugins"
+    start grafana "$GRAFANA_BIN" "http://127.0.0.1:$GRAFANA_PORT/api/health" \
+        env GF_PATHS_PROVISIONING="$ROOT/grafana/provisioning" \
+        GF_PATHS_DATA="$graf_dir/data" GF_PATHS_LOGS="$graf_dir/logs" \
+        GF_PATHS_PLUGINS="$graf_dir/plugins" \
+        GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT="$GRAFANA_PORT" \
+        GF_AUTH_ANONYMOUS_ENABLED=true GF_AUTH_ANONYMOUS_ORG_ROLE=Editor \
+        GF_ANALYTICS_REPORTING_ENABLED=false GF_ANALYTICS_CHECK_FOR_UPDATES=false \
+        LOOPSCOPE_PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT" \
+        LOOPSCOPE_DASHBOARDS="$ROOT/grafana/dashboards" \
+        "$GRAFANA_BIN" --homepath "$GRAFANA_HOME"
+fi
+
 # ---------------------------------------------------------------------------- ready?
 
 say "waiting for ${NAMES[*]} (up to ${READY_TIMEOUT}s; logs in ${LOG_DIR#"$ROOT"/})"
@@ -333,6 +381,7 @@ row worker-async "$(svc_url "$WORKER_ASYNC_PORT")" "$(svc_url "$WORKER_ASYNC_ADM
 row worker-threadpool "$(svc_url "$WORKER_THREADPOOL_PORT")" "$(svc_url "$WORKER_THREADPOOL_ADMIN_PORT")/metrics"
 row backend "$(svc_url "$BACKEND_PORT")" "$(svc_url "$BACKEND_ADMIN_PORT")/metrics"
 [[ $use_prometheus -eq 1 ]] && row prometheus "http://127.0.0.1:$PROMETHEUS_PORT" "Prometheus UI, targets: http://127.0.0.1:$PROMETHEUS_PORT/targets"
+[[ $use_grafana -eq 1 ]] && row grafana "http://127.0.0.1:$GRAFANA_PORT" "dashboards: the loopscope folder"
 [[ $use_spotlight -eq 1 ]] && row spotlight "http://localhost:$SPOTLIGHT_PORT" "Spotlight UI: Sentry errors and traces"
 say ""
 say "Try:"

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod metrics;
+pub mod prometheus;
 pub mod spotlight;
 
 /// Where the service binaries are.
@@ -53,8 +54,18 @@ pub fn start(name: &str, args: &[&str]) -> Service {
 }
 
 pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
+    launch(name, &[], args, env)
+}
+
+/// `loadgen serve` with `args`, on free ports: a service too, behind a subcommand.
+pub fn start_loadgen_serve(args: &[&str]) -> Service {
+    launch("loadgen", &["serve"], args, &[])
+}
+
+fn launch(name: &str, subcommand: &[&str], args: &[&str], env: &[(&str, &str)]) -> Service {
     let mut cmd = Command::new(bin(name));
-    cmd.args(["--port", "0", "--admin-port", "0"])
+    cmd.args(subcommand)
+        .args(["--port", "0", "--admin-port", "0"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,14 +1,11 @@
 //! `loadgen run` and `loadgen serve` against the real binaries: the two load models, a
 //! stalled server (coordinated omission), unreachable targets, bad flags, Ctrl-C, and the
 //! client-side metrics of steady traffic.
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use loopscope_tests::metrics::sample;
-use loopscope_tests::{Service, bin, closed_port_url, get, get_text, start};
+use loopscope_tests::{Service, bin, closed_port_url, get, start};
 use serde_json::Value;
 
 fn loadgen() -> Command {
@@ -266,83 +263,17 @@ fn stack() -> Stack {
     }
 }
 
-/// `loadgen serve`, started like the harness starts services (the harness puts the port
-/// flags before the arguments, where a subcommand's flags cannot go).
-struct Serve {
-    child: Child,
-    admin: SocketAddr,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Self {
-        let mut child = loadgen()
-            .args([
-                "serve",
-                "--port",
-                "0",
-                "--admin-port",
-                "0",
-                "--workers",
-                "1",
-            ])
-            .args(args)
-            .env("LOOPSCOPE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start loadgen serve");
-        let (tx, rx) = mpsc::channel();
-        for pipe in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        let admin = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("\"listening\"") => {
-                    let event: Value = serde_json::from_str(&line).expect("JSON log line");
-                    break event["admin_addr"]
-                        .as_str()
-                        .and_then(|a| a.parse().ok())
-                        .expect("admin_addr");
-                }
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("loadgen serve did not start:\n{}", seen.join("\n"));
-                }
-            }
-        };
-        Self { child, admin }
-    }
-
-    fn metrics(&self) -> String {
-        get_text(&format!("http://{}/metrics", self.admin)).1
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn serve_sends_mixed_traffic_and_exports_client_metrics() {
     let s = stack();
-    let mut serve = Serve::start(&["--gateway-url", &s.gateway.base_url(), "--rate", "20"]);
+    let mut serve = loopscope_tests::start_loadgen_serve(&[
+        "--workers",
+        "1",
+        "--gateway-url",
+        &s.gateway.base_url(),
+        "--rate",
+        "20",
+    ]);
     let ok = |page: &str, handling: &str| {
         sample(
             page,
@@ -392,15 +323,9 @@ fn serve_sends_mixed_traffic_and_exports_client_metrics() {
     );
 
     // SIGTERM: the traffic stops, the process drains and exits 0.
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(serve.child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = serve.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "loadgen serve did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    serve.signal(libc::SIGTERM);
+    let status = serve
+        .wait_exit(Duration::from_secs(15))
+        .expect("loadgen serve exits");
     assert!(status.success(), "{status:?}");
 }

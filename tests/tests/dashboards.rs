@@ -1,0 +1,734 @@
+//! The Grafana dashboards (grafana/dashboards) and the Prometheus rules
+//! (deploy/prometheus/rules/loopscope.rules.yml), proven on live data:
+//!
+//! - every dashboard is JSON Grafana 11/12 loads: schema version, uids, core panel types,
+//!   grid positions, a unit and a description on every panel, the data source as a
+//!   variable, variables for service and handling; every query parses;
+//! - against the real stack, a real Prometheus with the real rules and `loadgen serve`
+//!   traffic: every panel, variable and annotation query returns data, names only metrics
+//!   the services export (or the rules record), every rule evaluates without error, and a
+//!   blocking handler drives LoopscopeEventLoopBlocked to pending or firing.
+//!
+//! The alerts' own firing logic is unit-tested by `promtool test rules` (make test-rules).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use loopscope_tests::prometheus::{
+    Dashboard, Job, Prometheus, builtin_variables, dashboards, label_values, recording_rule_names,
+    regex_of, repo_root, rules_file, substitute, variable_query,
+};
+use loopscope_tests::{Service, get_concurrently, start};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::util::{ExprVisitor, walk_expr};
+use serde_json::{Value, json};
+
+/// Grafana's core panel types (no plugin needed), Grafana 11/12.
+const CORE_PANELS: &[&str] = &[
+    "alertlist",
+    "annolist",
+    "barchart",
+    "bargauge",
+    "candlestick",
+    "canvas",
+    "dashlist",
+    "flamegraph",
+    "gauge",
+    "geomap",
+    "heatmap",
+    "histogram",
+    "logs",
+    "news",
+    "nodeGraph",
+    "piechart",
+    "row",
+    "stat",
+    "state-timeline",
+    "status-history",
+    "table",
+    "text",
+    "timeseries",
+    "traces",
+    "trend",
+    "xychart",
+];
+
+/// The three dashboards, by their stable uids.
+const UIDS: &[&str] = &[
+    "loopscope-service-overview",
+    "loopscope-stall-hunting",
+    "loopscope-threads-vs-async",
+];
+
+/// Series Prometheus makes itself.
+const PROMETHEUS_SERIES: &[&str] = &["up", "ALERTS", "ALERTS_FOR_STATE"];
+
+// ------------------------------------------------------------------------ PromQL
+
+/// The metric names an expression selects; an error if it does not parse.
+fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
+    struct Names(BTreeSet<String>);
+    impl Names {
+        fn add(&mut self, vs: &VectorSelector) {
+            if let Some(name) = &vs.name {
+                self.0.insert(name.clone());
+            }
+            for m in &vs.matchers.matchers {
+                if m.name == "__name__" && matches!(m.op, MatchOp::Equal) {
+                    self.0.insert(m.value.clone());
+                }
+            }
+        }
+    }
+    impl ExprVisitor for Names {
+        type Error = String;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, String> {
+            match expr {
+                Expr::VectorSelector(vs) => self.add(vs),
+                Expr::MatrixSelector(ms) => self.add(&ms.vs),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let ast = parser::parse(expr)?;
+    let mut names = Names(BTreeSet::new());
+    walk_expr(&mut names, &ast)?;
+    Ok(names.0)
+}
+
+/// Variables for queries checked without Prometheus: every multi-value variable at All.
+fn static_variables(dash: &Dashboard) -> Vec<(String, String)> {
+    let mut vars = builtin_variables();
+    for v in dash.variables() {
+        let name = v["name"].as_str().unwrap_or_default().to_owned();
+        let value = v["allValue"].as_str().unwrap_or("(a|b)").to_owned();
+        vars.push((name, value));
+    }
+    vars
+}
+
+// ------------------------------------------------------------------------ structure
+
+fn check_datasource(place: &str, ds: &Value, problems: &mut Vec<String>) {
+    if *ds != json!({"type": "prometheus", "uid": "${datasource}"}) {
+        problems.push(format!(
+            "{place}: datasource must be {{\"type\": \"prometheus\", \"uid\": \"${{datasource}}\"}}, is {ds}"
+        ));
+    }
+}
+
+fn check_panel(file: &str, p: &Value, variables: &BTreeSet<String>, problems: &mut Vec<String>) {
+    let title = p["title"].as_str().unwrap_or_default();
+    let place = format!("{file}: panel {title:?}");
+    let kind = p["type"].as_str().unwrap_or_default();
+    if title.is_empty() {
+        problems.push(format!("{place}: no title"));
+    }
+    if !CORE_PANELS.contains(&kind) {
+        problems.push(format!("{place}: type {kind:?} is not a core panel type"));
+    }
+    let grid = &p["gridPos"];
+    let n = |k: &str| grid[k].as_u64();
+    match (n("x"), n("y"), n("w"), n("h")) {
+        (Some(x), Some(_), Some(w), Some(h)) if w >= 1 && h >= 1 && x + w <= 24 => {}
+        _ => problems.push(format!("{place}: bad gridPos {grid}")),
+    }
+    if kind == "row" {
+        if p["collapsed"] == false && p["panels"].as_array().is_some_and(|a| !a.is_empty()) {
+            problems.push(format!(
+                "{place}: an open row keeps its panels at top level"
+            ));
+        }
+        return;
+    }
+    if p["description"]
+        .as_str()
+        .is_none_or(|d| d.trim().len() < 20)
+    {
+        problems.push(format!(
+            "{place}: needs a description that tells a newcomer what to look for"
+        ));
+    }
+    if p["fieldConfig"]["defaults"]["unit"]
+        .as_str()
+        .is_none_or(str::is_empty)
+    {
+        problems.push(format!("{place}: no fieldConfig.defaults.unit"));
+    }
+    check_datasource(&place, &p["datasource"], problems);
+    if let Some(var) = p["repeat"].as_str()
+        && !variables.contains(var)
+    {
+        problems.push(format!("{place}: repeats over unknown variable {var:?}"));
+    }
+    let targets = p["targets"].as_array().cloned().unwrap_or_default();
+    if targets.is_empty() {
+        problems.push(format!("{place}: no targets"));
+    }
+    let mut ref_ids = BTreeSet::new();
+    for t in &targets {
+        let ref_id = t["refId"].as_str().unwrap_or_default();
+        if ref_id.is_empty() || !ref_ids.insert(ref_id.to_owned()) {
+            problems.push(format!("{place}: missing or repeated refId {ref_id:?}"));
+        }
+        let expr = t["expr"].as_str().unwrap_or_default();
+        if expr.trim().is_empty() {
+            problems.push(format!("{place} {ref_id}: no expr"));
+        }
+        check_datasource(&format!("{place} {ref_id}"), &t["datasource"], problems);
+        // Fixed windows belong in recording rules; panels follow the time picker.
+        for (i, _) in expr.match_indices('[') {
+            if !expr[i + 1..].starts_with("$__") {
+                problems.push(format!(
+                    "{place} {ref_id}: a range other than $__rate_interval/$__interval/$__range: {expr}"
+                ));
+            }
+        }
+    }
+}
+
+/// Grid rectangles of top-level panels must not overlap (Grafana would move them).
+fn check_overlaps(dash: &Dashboard, problems: &mut Vec<String>) {
+    let rects: Vec<(String, [u64; 4])> = dash.json["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let g = &p["gridPos"];
+            let n = |k: &str| g[k].as_u64().unwrap_or(0);
+            (
+                p["title"].as_str().unwrap_or_default().to_owned(),
+                [n("x"), n("y"), n("w"), n("h")],
+            )
+        })
+        .collect();
+    for (i, (a, [ax, ay, aw, ah])) in rects.iter().enumerate() {
+        for (b, [bx, by, bw, bh]) in &rects[i + 1..] {
+            if ax < &(bx + bw) && bx < &(ax + aw) && ay < &(by + bh) && by < &(ay + ah) {
+                problems.push(format!("{}: panels {a:?} and {b:?} overlap", dash.file));
+            }
+        }
+    }
+}
+
+fn check_variables(dash: &Dashboard, problems: &mut Vec<String>) {
+    let file = &dash.file;
+    let vars = dash.variables();
+    let find = |name: &str| vars.iter().find(|v| v["name"] == name);
+    match find("datasource") {
+        Some(ds) if ds["type"] == "datasource"
+            && ds["query"] == "prometheus"
+            && ds["current"]["value"] == "prometheus" => {}
+        _ => problems.push(format!(
+            "{file}: needs a `datasource` variable of type datasource, query prometheus, default uid prometheus"
+        )),
+    }
+    for name in ["service", "handling"] {
+        match find(name) {
+            Some(v) if v["type"] == "query" => {
+                check_datasource(
+                    &format!("{file}: variable {name}"),
+                    &v["datasource"],
+                    problems,
+                );
+                if v["includeAll"] != true || v["multi"] != true {
+                    problems.push(format!(
+                        "{file}: variable {name} should be multi-value with All"
+                    ));
+                }
+            }
+            _ => problems.push(format!("{file}: needs a query variable `{name}`")),
+        }
+    }
+    for v in &vars {
+        if v["type"] != "query" {
+            continue;
+        }
+        let name = v["name"].as_str().unwrap_or_default();
+        match variable_query(v).as_deref().and_then(label_values) {
+            Some((selector, _)) => {
+                let selector = substitute(&selector, &static_variables(dash));
+                if let Err(e) = metric_names(&selector) {
+                    problems.push(format!("{file}: variable {name}: {selector}: {e}"));
+                }
+            }
+            None => problems.push(format!(
+                "{file}: variable {name}: not a label_values(...) query"
+            )),
+        }
+    }
+}
+
+#[test]
+fn dashboards_are_grafana_11_json_with_valid_queries() {
+    let all = dashboards();
+    let mut problems = Vec::new();
+    let uids: BTreeSet<&str> = all.iter().filter_map(|d| d.json["uid"].as_str()).collect();
+    assert_eq!(uids, UIDS.iter().copied().collect(), "dashboard uids");
+    for dash in &all {
+        let (file, j) = (&dash.file, &dash.json);
+        if j["schemaVersion"].as_u64().is_none_or(|v| v < 39) {
+            problems.push(format!("{file}: schemaVersion must be >= 39 (Grafana 11)"));
+        }
+        if j["title"].as_str().is_none_or(str::is_empty) {
+            problems.push(format!("{file}: no title"));
+        }
+        if !j["id"].is_null() {
+            problems.push(format!("{file}: `id` must be null (Grafana assigns it)"));
+        }
+        if !j["tags"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("loopscope")))
+        {
+            problems.push(format!(
+                "{file}: needs the tag `loopscope` (dashboard links use it)"
+            ));
+        }
+        if j["uid"].as_str().is_none_or(|u| u.len() > 40) {
+            problems.push(format!("{file}: uid must be at most 40 characters"));
+        }
+        check_variables(dash, &mut problems);
+        let names: BTreeSet<String> = dash
+            .variables()
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(str::to_owned))
+            .collect();
+        let mut ids = BTreeSet::new();
+        for p in dash.panels() {
+            check_panel(file, p, &names, &mut problems);
+            if !p["id"].as_u64().is_some_and(|id| ids.insert(id)) {
+                problems.push(format!(
+                    "{file}: panel {}: missing or repeated id",
+                    p["title"]
+                ));
+            }
+        }
+        check_overlaps(dash, &mut problems);
+        for a in j["annotations"]["list"].as_array().into_iter().flatten() {
+            if a["expr"].is_string() {
+                check_datasource(
+                    &format!("{file}: annotation {}", a["name"]),
+                    &a["datasource"],
+                    &mut problems,
+                );
+            }
+        }
+        let vars = static_variables(dash);
+        for q in dash.queries() {
+            let expr = substitute(&q.expr, &vars);
+            if expr.contains('$') {
+                problems.push(format!("{}: unknown variable in {expr}", q.place));
+            } else if let Err(e) = metric_names(&expr) {
+                problems.push(format!("{}: does not parse: {e}\n  {expr}", q.place));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn grafana_provisioning_points_at_the_dashboards_and_datasource_uid_prometheus() {
+    let root = repo_root().join("grafana/provisioning");
+    let ds = std::fs::read_to_string(root.join("datasources/loopscope.yml"))
+        .expect("datasource provisioning");
+    assert!(ds.contains("uid: prometheus"), "{ds}");
+    assert!(ds.contains("type: prometheus"), "{ds}");
+    let dash =
+        std::fs::read_to_string(root.join("dashboards/loopscope.yml")).expect("dashboard provider");
+    assert!(dash.contains("type: file"), "{dash}");
+    assert!(dash.contains("LOOPSCOPE_DASHBOARDS"), "{dash}");
+}
+
+// ------------------------------------------------------------------------ live stack
+
+/// backend, both workers, the gateway and `loadgen serve`, on free ports.
+struct Stack {
+    backend: Service,
+    worker_async: Service,
+    worker_threadpool: Service,
+    gateway: Service,
+    loadgen: Service,
+}
+
+impl Stack {
+    fn start() -> Self {
+        let backend = start("backend", &["--workers", "1"]);
+        let worker = |handling: &str| {
+            start(
+                "worker",
+                &[
+                    "--handling",
+                    handling,
+                    "--workers",
+                    "2",
+                    "--backend-url",
+                    &backend.base_url(),
+                ],
+            )
+        };
+        let worker_async = worker("async");
+        let worker_threadpool = worker("threadpool");
+        let gateway = start(
+            "gateway",
+            &[
+                "--workers",
+                "2",
+                "--worker-async-url",
+                &worker_async.base_url(),
+                "--worker-threadpool-url",
+                &worker_threadpool.base_url(),
+            ],
+        );
+        let loadgen = loopscope_tests::start_loadgen_serve(&[
+            "--workers",
+            "1",
+            "--gateway-url",
+            &gateway.base_url(),
+            "--rate",
+            "20",
+        ]);
+        Self {
+            backend,
+            worker_async,
+            worker_threadpool,
+            gateway,
+            loadgen,
+        }
+    }
+
+    /// Scrape jobs named as in deploy/prometheus/prometheus.yml.
+    fn jobs(&self) -> Vec<Job> {
+        let job = |name: &str, admin: SocketAddr| Job {
+            name: name.to_owned(),
+            targets: vec![admin.to_string()],
+        };
+        vec![
+            job("gateway", self.gateway.admin.expect("admin")),
+            job("worker-async", self.worker_async.admin.expect("admin")),
+            job(
+                "worker-threadpool",
+                self.worker_threadpool.admin.expect("admin"),
+            ),
+            job("backend", self.backend.admin.expect("admin")),
+            job("loadgen", self.loadgen.admin.expect("admin")),
+        ]
+    }
+
+    /// Every sample name on every /metrics page of the stack.
+    fn exported_names(&self) -> BTreeSet<String> {
+        let pages = [
+            self.gateway.metrics(),
+            self.worker_async.metrics(),
+            self.worker_threadpool.metrics(),
+            self.backend.metrics(),
+            self.loadgen.metrics(),
+        ];
+        pages
+            .iter()
+            .flat_map(|page| page.lines())
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Sends a blocking request to each URL every `period` until dropped: each one freezes an
+/// event loop for a moment, so blocked-poll panels and the blocked alert get their event.
+struct Blocker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Blocker {
+    fn start(urls: Vec<String>, period: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                for (status, body, _) in get_concurrently(&urls) {
+                    assert_eq!(status, 200, "block: {body}");
+                }
+                let until = Instant::now() + period;
+                while Instant::now() < until && !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Blocker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(why) if Instant::now() >= deadline => {
+                panic!("{what}: not within {limit:?}: {why}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// A dashboard's variable substitutions, and each query variable's values.
+type Resolved = (Vec<(String, String)>, BTreeMap<String, Vec<String>>);
+
+/// The dashboard's variables resolved against Prometheus as Grafana would with every
+/// multi-value variable at All.
+fn resolve_variables(prom: &Prometheus, dash: &Dashboard) -> Result<Resolved, String> {
+    let mut vars = builtin_variables();
+    let mut values = BTreeMap::new();
+    for v in dash.variables() {
+        let name = v["name"].as_str().unwrap_or_default().to_owned();
+        match v["type"].as_str() {
+            Some("datasource") => vars.push((name, "prometheus".to_owned())),
+            Some("query") => {
+                let query = substitute(&variable_query(v).unwrap_or_default(), &vars);
+                let (selector, label) = label_values(&query)
+                    .unwrap_or_else(|| panic!("{}: variable {name}: {query}", dash.file));
+                let found: BTreeSet<String> = prom
+                    .query(&selector)
+                    .map_err(|e| format!("{}: variable {name}: {selector}: {e}", dash.file))?
+                    .iter()
+                    .filter_map(|s| s["metric"][&label].as_str().map(str::to_owned))
+                    .collect();
+                let found: Vec<String> = found.into_iter().collect();
+                if found.is_empty() {
+                    return Err(format!(
+                        "{}: variable {name} has no values: {selector}",
+                        dash.file
+                    ));
+                }
+                let value = match v["allValue"].as_str() {
+                    Some(all) if v["includeAll"] == true => all.to_owned(),
+                    _ => regex_of(&found),
+                };
+                vars.push((name.clone(), value));
+                values.insert(name, found);
+            }
+            other => panic!("{}: variable {name}: unexpected type {other:?}", dash.file),
+        }
+    }
+    Ok((vars, values))
+}
+
+/// Every query of every dashboard with its variables substituted; a repeated panel once per
+/// value of its variable, as Grafana draws it.
+fn live_queries(prom: &Prometheus) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for dash in dashboards() {
+        let (vars, values) = resolve_variables(prom, &dash)?;
+        for v in dash.variables() {
+            if let Some((selector, label)) = variable_query(v).as_deref().and_then(label_values) {
+                out.push((
+                    format!("{}: variable {} ({label})", dash.file, v["name"]),
+                    substitute(&selector, &vars),
+                ));
+            }
+        }
+        for q in dash.queries() {
+            match &q.repeat {
+                Some(var) => {
+                    for value in &values[var] {
+                        let mut one = vars.clone();
+                        one.push((var.clone(), value.clone()));
+                        // The repeat variable's own value wins over its All value.
+                        one.retain(|(k, v)| k != var || v == value);
+                        out.push((
+                            format!("{} [{var}={value}]", q.place),
+                            substitute(&q.expr, &one),
+                        ));
+                    }
+                }
+                None => out.push((q.place.clone(), substitute(&q.expr, &vars))),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Heading anchors of docs/runbook.md, as GitHub renders them.
+fn runbook_anchors() -> BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(repo_root().join("docs/runbook.md")).expect("docs/runbook.md");
+    text.lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|h| {
+            h.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_panel_and_rule_works_on_live_data() {
+    let stack = Stack::start();
+    let prom = Prometheus::start(&stack.jobs(), &[rules_file()], Duration::from_secs(1));
+    let _blocker = Blocker::start(
+        vec![
+            stack.worker_async.url("/work/block?ms=60"),
+            stack.worker_threadpool.url("/work/block?ms=60"),
+        ],
+        Duration::from_secs(2),
+    );
+    let jobs = stack.jobs().len();
+    wait_for("every target up", Duration::from_secs(60), || {
+        let (up, down) = prom.targets();
+        if up == jobs {
+            Ok(())
+        } else {
+            Err(format!("{up} of {jobs} up; {}", down.join("; ")))
+        }
+    });
+
+    // A full $__rate_interval (20 s) of scrapes of every target, then every panel,
+    // variable and annotation query returns data. A query Prometheus rejects fails at once.
+    wait_for("20 s of scrapes", Duration::from_secs(90), || {
+        match prom.query(&format!(
+            "min(count_over_time(up[20s])) >= 15 and count(up) == {jobs}"
+        )) {
+            Ok(r) if !r.is_empty() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let mut waiting = wait_for("every variable has values", Duration::from_secs(60), || {
+        live_queries(&prom)
+    });
+    let total = waiting.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        waiting.retain(|(place, expr)| match prom.query(expr) {
+            Ok(result) => result.is_empty(),
+            Err(e) => panic!("{place}: Prometheus rejects the query: {e}\n  {expr}"),
+        });
+        if waiting.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = waiting.iter().map(|(p, e)| format!("{p}\n  {e}")).collect();
+            panic!(
+                "{} of {total} queries still return no data after 60 s more:\n{}",
+                waiting.len(),
+                list.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!("all {total} dashboard queries return data");
+
+    // The blocking handler drives the alert.
+    let alert = wait_for(
+        "LoopscopeEventLoopBlocked pending or firing",
+        Duration::from_secs(60),
+        || {
+            let alerts = prom.alerts();
+            alerts
+                .iter()
+                .find(|a| {
+                    a["labels"]["alertname"] == "LoopscopeEventLoopBlocked"
+                        && a["labels"]["service"] == "worker"
+                        && a["labels"]["handling"] == "async"
+                        && (a["state"] == "pending" || a["state"] == "firing")
+                })
+                .cloned()
+                .ok_or_else(|| format!("active alerts: {alerts:?}"))
+        },
+    );
+    assert_eq!(alert["labels"]["endpoint"], "/work/{kind}", "{alert}");
+
+    // Every rule evaluates without error; every alert explains itself and links to its
+    // runbook section.
+    let anchors = runbook_anchors();
+    let rules = prom.rules();
+    let in_file = std::fs::read_to_string(rules_file())
+        .expect("rules file")
+        .lines()
+        .filter(|l| l.trim().starts_with("- alert:") || l.trim().starts_with("- record:"))
+        .count();
+    assert_eq!(
+        rules.len(),
+        in_file,
+        "Prometheus loaded {} rules: {rules:?}",
+        rules.len()
+    );
+    let mut problems = Vec::new();
+    for rule in &rules {
+        let name = rule["name"].as_str().unwrap_or_default();
+        if rule["health"] != "ok" {
+            problems.push(format!(
+                "{name}: health {} {}",
+                rule["health"], rule["lastError"]
+            ));
+        }
+        if rule["type"] == "alerting" {
+            let ann = &rule["annotations"];
+            for key in ["summary", "description", "runbook_url"] {
+                if ann[key].as_str().is_none_or(str::is_empty) {
+                    problems.push(format!("{name}: no {key}"));
+                }
+            }
+            let anchor = ann["runbook_url"].as_str().and_then(|u| {
+                u.strip_prefix("https://github.com/loopscope/loopscope/blob/main/docs/runbook.md#")
+            });
+            if anchor.is_none_or(|a| a != name.to_lowercase() || !anchors.contains(a)) {
+                problems.push(format!(
+                    "{name}: runbook_url {} has no section in docs/runbook.md",
+                    ann["runbook_url"]
+                ));
+            }
+        }
+    }
+
+    // Every query, of the dashboards and of the rules, names only metrics the services
+    // export (read from their /metrics now), the rules record, or Prometheus makes.
+    let mut known = stack.exported_names();
+    known.extend(recording_rule_names());
+    known.extend(PROMETHEUS_SERIES.iter().map(|s| (*s).to_owned()));
+    let mut queries = live_queries(&prom).expect("the variables resolved before");
+    queries.extend(rules.iter().map(|r| {
+        (
+            format!("rule {}", r["name"]),
+            r["query"].as_str().unwrap_or_default().to_owned(),
+        )
+    }));
+    for (place, expr) in &queries {
+        match metric_names(expr) {
+            Ok(names) => {
+                for n in names.difference(&known) {
+                    problems.push(format!(
+                        "{place}: {n} is not exported, recorded or built in"
+                    ));
+                }
+            }
+            Err(e) => problems.push(format!("{place}: does not parse: {e}\n  {expr}")),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
