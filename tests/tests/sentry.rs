@@ -377,3 +377,20 @@ fn last_logs(svc: &Service) -> String {
     let logs = svc.logs();
     logs[logs.len().saturating_sub(30)..].join("\n")
 }
+
+#[test]
+fn sentry_release_overrides_the_build_stamped_release() {
+    // The chart sets SENTRY_RELEASE to the image tag.
+    let spotlight = Spotlight::start();
+    let svc = worker(&spotlight, &["--sentry-release", "loopscope@1.2.3-chart"]);
+    assert_eq!(svc.get("/fault/error").0, 500);
+    let event = spotlight.wait_for("error event of GET /fault/error", EVENT_WAIT, |i| {
+        is_event(i) && url_ends_with(i, "/fault/error")
+    });
+    assert_eq!(
+        event["release"],
+        "loopscope@1.2.3-chart",
+        "{}",
+        spotlight::summary(&event)
+    );
+}

@@ -109,3 +109,33 @@ fn in_flight_requests_past_the_grace_are_cut_and_the_process_still_exits() {
         );
     });
 }
+
+#[test]
+fn the_shutdown_delay_keeps_serving_while_not_ready() {
+    let mut svc = start(
+        "worker",
+        &[
+            "--handling",
+            "async",
+            "--workers",
+            "1",
+            "--shutdown-delay-secs",
+            "2",
+        ],
+    );
+    svc.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    // Not ready, yet new connections still get answers: endpoints may still send here.
+    assert_eq!(get(&svc.admin_url("/readyz")).0, 503);
+    assert_eq!(get(&svc.url("/readyz")).0, 503);
+    assert_eq!(get(&svc.url("/work/io?ms=1")).0, 200);
+    let started = Instant::now();
+    let exit = svc
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after the delay");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "left before the delay was over"
+    );
+}

@@ -49,12 +49,42 @@ pub struct ServerArgs {
     #[arg(long, env = "LOOPSCOPE_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
 
+    /// On SIGTERM, how long to keep accepting while not ready, before the drain: time for a
+    /// load balancer (Kubernetes endpoints) to stop sending. 0 locally; a few seconds in a cluster.
+    #[arg(long, env = "LOOPSCOPE_SHUTDOWN_DELAY_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub shutdown_delay_secs: u64,
+
     /// `json` (one object per line, for machines) or `text` (for people). Filter with RUST_LOG.
     #[arg(long, env = "LOOPSCOPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 
+    /// Benchmarks only: instrumentation layers to switch off, comma-separated, to measure
+    /// what each costs (`make bench`). Never set in production.
+    #[arg(
+        long,
+        env = "LOOPSCOPE_DISABLE_LAYERS",
+        value_enum,
+        value_delimiter = ','
+    )]
+    pub disable_layers: Vec<Layer>,
+
     #[command(flatten)]
     pub sentry: SentryArgs,
+}
+
+/// An instrumentation layer of the request path that `--disable-layers` can switch off.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// The sentry-actix middleware: a hub, a transaction and a request context per request.
+    Sentry,
+    /// tracing-actix-web: the request span, its request id, and the access log line.
+    AccessLog,
+    /// actix-web-prom: the request counter and the duration histogram.
+    HttpMetrics,
+    /// The OpenTelemetry in-flight gauge.
+    InFlight,
+    /// The stall detector (every handler poll timed) and the lag probe on each worker.
+    Stall,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -70,6 +100,10 @@ pub struct SentryArgs {
     /// Share of requests traced as Sentry transactions (0 to 1).
     #[arg(long, env = "SENTRY_TRACES_SAMPLE_RATE", default_value_t = 0.1, value_parser = parse_ratio)]
     pub sentry_traces_sample_rate: f32,
+
+    /// Sentry release. Default: `loopscope@<version>+<git revision>`, stamped at build time.
+    #[arg(long, env = "SENTRY_RELEASE")]
+    pub sentry_release: Option<String>,
 
     /// Timeout of each request to Sentry, and of the flush at shutdown.
     #[arg(long, env = "SENTRY_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -112,6 +146,11 @@ impl ServerArgs {
         self.workers.map(usize::from).unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         })
+    }
+
+    /// Whether `layer` is on: every layer is, unless `--disable-layers` names it.
+    pub fn layer_on(&self, layer: Layer) -> bool {
+        !self.disable_layers.contains(&layer)
     }
 
     pub fn stall_threshold(&self) -> Duration {

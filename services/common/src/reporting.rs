@@ -45,7 +45,12 @@ pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<ClientInitGuard>
     };
     let options = ClientOptions::new()
         .dsn(&dsn.to_string())
-        .release(release_name())
+        .release(
+            args.sentry_release
+                .clone()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(release_name),
+        )
         .environment(args.sentry_environment.clone())
         .traces_sample_rate(args.sentry_traces_sample_rate)
         .shutdown_timeout(timeout)

@@ -24,6 +24,7 @@ where
         .and_then(|(routes, telemetry)| {
             actix_web::rt::System::new()
                 .block_on(async {
+                    let signals = shutdown::Signals::install()?;
                     let app = Application::build(&service, &args, &telemetry, routes)?;
                     tracing::info!(
                         service = service.name,
@@ -34,7 +35,7 @@ where
                         "listening"
                     );
                     app.run_until_stopped(async {
-                        let signal = shutdown::signal().await;
+                        let signal = signals.recv().await;
                         tracing::info!(signal, "shutdown requested");
                     })
                     .await

@@ -7,17 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::ServiceInfo;
-use crate::config::ServerArgs;
+use crate::config::{Layer, ServerArgs};
 use crate::error::ApiError;
 use crate::health::{self, Readiness};
 use crate::metrics::{Telemetry, metrics_handler};
 use crate::middleware::Guard;
 use crate::reporting::StallReporter;
-use crate::stall::{StallDetector, spawn_lag_probe};
+use crate::stall::{StallDetector, register_worker, spawn_lag_probe};
 
 pub struct Application {
     server: Server,
@@ -25,6 +26,7 @@ pub struct Application {
     admin: Option<AdminServer>,
     readiness: Readiness,
     grace: Duration,
+    delay: Duration,
 }
 
 fn bind(what: &str, host: &str, port: u16, flag: &str) -> io::Result<TcpListener> {
@@ -88,10 +90,22 @@ impl Application {
         let ready = web::Data::new(readiness.clone());
         let mounted = args.metrics_exposition.mounted();
         let lag_interval = Duration::from_millis(args.lag_probe_interval_ms);
+        // Every layer is on in production; `--disable-layers` exists for `make bench`.
+        let sentry_on = args.layer_on(Layer::Sentry);
+        let access_log_on = args.layer_on(Layer::AccessLog);
+        let http_metrics_on = args.layer_on(Layer::HttpMetrics);
+        let stall_on = args.layer_on(Layer::Stall);
+        let in_flight = args
+            .layer_on(Layer::InFlight)
+            .then(|| instruments.http_in_flight.clone());
 
         let server = HttpServer::new(move || {
             // actix calls this factory on each worker thread, inside that worker's runtime.
-            spawn_lag_probe(&instruments, lag_interval);
+            if stall_on {
+                spawn_lag_probe(&instruments, lag_interval);
+            } else {
+                register_worker(&instruments);
+            }
             let mut app = App::new()
                 .app_data(registry.clone())
                 .app_data(ready.clone())
@@ -103,16 +117,17 @@ impl Application {
                 .default_service(web::to(not_found))
                 // Last wrapped runs first: Sentry sees everything, the guard is nearest the handler.
                 .wrap(Guard {
-                    detector: detector.clone(),
-                    instruments: instruments.clone(),
+                    detector: stall_on.then(|| detector.clone()),
+                    in_flight: in_flight.clone(),
                 })
-                .wrap(http_metrics.clone())
-                .wrap(TracingLogger::default())
-                .wrap(
+                .wrap(Condition::new(http_metrics_on, http_metrics.clone()))
+                .wrap(Condition::new(access_log_on, TracingLogger::default()))
+                .wrap(Condition::new(
+                    sentry_on,
                     sentry_actix::Sentry::builder()
                         .start_transaction(true)
                         .finish(),
-                )
+                ))
         })
         .workers(workers)
         .worker_max_blocking_threads(usize::from(args.blocking_threads))
@@ -133,6 +148,7 @@ impl Application {
             admin,
             readiness,
             grace: args.shutdown_grace(),
+            delay: Duration::from_secs(args.shutdown_delay_secs),
         })
     }
 
@@ -152,6 +168,7 @@ impl Application {
             admin,
             readiness,
             grace,
+            delay,
             ..
         } = self;
         let handle = server.handle();
@@ -161,6 +178,13 @@ impl Application {
             result = &mut server => result,
             () = shutdown => {
                 readiness.set_ready(false);
+                if !delay.is_zero() {
+                    tracing::info!(delay_secs = delay.as_secs(), "not ready; still serving while load balancers catch up");
+                    tokio::select! {
+                        result = &mut server => return result,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
                 tracing::info!(grace_secs = grace.as_secs(), "draining: not ready, finishing in-flight requests");
                 // The stop is carried out by the server future itself: keep polling it while
                 // waiting, or `stop` waits forever for a command nobody reads.

@@ -104,10 +104,10 @@ pub fn current_worker_label() -> String {
     })
 }
 
-/// Starts, once per worker thread, a task that sleeps `interval` and records how late it
-/// woke up. A late wake-up means something held the event loop. Call it from the app
-/// factory, which actix runs on each worker thread inside that worker's runtime.
-pub fn spawn_lag_probe(instruments: &Instruments, interval: Duration) {
+/// Numbers this actix worker and registers its runtime's busy time, once per worker thread;
+/// returns its label the first time, `None` after. Call it from the app factory, which actix
+/// runs on each worker thread inside that worker's runtime.
+pub fn register_worker(instruments: &Instruments) -> Option<String> {
     let first = WORKER.with(|w| {
         let mut first = false;
         w.get_or_init(|| {
@@ -119,10 +119,20 @@ pub fn spawn_lag_probe(instruments: &Instruments, interval: Duration) {
         first
     });
     if !first {
-        return;
+        return None;
     }
     let worker = current_worker_label();
     instruments.register_worker_runtime(worker.clone());
+    Some(worker)
+}
+
+/// Registers the worker (see [`register_worker`]) and starts, once per worker thread, a task
+/// that sleeps `interval` and records how late it woke up. A late wake-up means something
+/// held the event loop.
+pub fn spawn_lag_probe(instruments: &Instruments, interval: Duration) {
+    let Some(worker) = register_worker(instruments) else {
+        return;
+    };
     let lag = instruments.event_loop_lag.clone();
     let labels = [KeyValue::new(LABEL_WORKER, worker)];
     actix_web::rt::spawn(async move {
