@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the tools loopscope's tests and `make up` use, idempotently.
 #
-#   scripts/install-tools.sh [all|prometheus|spotlight|shellcheck]...   (default: all)
+#   scripts/install-tools.sh [all|prometheus|spotlight|shellcheck|wrk]...   (default: all)
 #
-# - prometheus, promtool, shellcheck: Debian packages. Installed with apt-get
-#   only when missing from PATH and running as root; otherwise the script says
-#   how to install them. (`apt-get install prometheus` gives 2.42 and does not
+# - prometheus, promtool, shellcheck, and wrk (for `make bench`; not in `all`):
+#   Debian packages. Installed with apt-get only when missing from PATH and
+#   running as root; otherwise the script says how to install them.
+#   (`apt-get install prometheus` gives 2.42 and does not
 #   start a daemon in a container; on a systemd host it enables
 #   prometheus.service on :9090, which `make up` would then find in use.)
 # - Spotlight (Sentry's local receiver): `npm ci` in tools/spotlight, pinned by
@@ -79,6 +80,10 @@ install_shellcheck() {
     want_deb shellcheck shellcheck
 }
 
+install_wrk() {
+    want_deb wrk wrk
+}
+
 spotlight_hash() {
     cat "$SPOTLIGHT_DIR/package.json" "$SPOTLIGHT_DIR/package-lock.json" | sha256sum | cut -d' ' -f1
 }
@@ -121,12 +126,13 @@ main() {
         prometheus) install_prometheus ;;
         shellcheck) install_shellcheck ;;
         spotlight) install_spotlight ;;
+        wrk) install_wrk ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             return 0
             ;;
         *)
-            warn "unknown tool '$w' (expected all, prometheus, spotlight, shellcheck)"
+            warn "unknown tool '$w' (expected all, prometheus, spotlight, shellcheck, wrk)"
             return 2
             ;;
         esac

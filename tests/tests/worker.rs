@@ -334,3 +334,34 @@ fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
     );
     assert!(!page.contains("/random/"), "raw paths leaked into labels");
 }
+
+#[test]
+fn each_request_gets_an_id_in_its_header_error_body_and_access_log() {
+    let svc = start("worker", &["--handling", "async", "--workers", "1"]);
+    let res = loopscope_tests::client(Duration::from_secs(5))
+        .get(svc.url("/work/io?ms=abc"))
+        .send()
+        .unwrap();
+    let header = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = res.json().unwrap();
+    assert_eq!(body["request_id"], header.as_str());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let found = svc
+            .logs()
+            .into_iter()
+            .find(|l| l.contains(&header) && l.contains("\"access\""));
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access-log line for {header}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["route"], "/work/{kind}");
+    assert_eq!(event["status"], 400);
+    assert_eq!(event["method"], "GET");
+}

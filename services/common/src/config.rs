@@ -77,7 +77,7 @@ pub struct ServerArgs {
 pub enum Layer {
     /// The sentry-actix middleware: a hub, a transaction and a request context per request.
     Sentry,
-    /// tracing-actix-web: the request span, its request id, and the access log line.
+    /// The access-log event of each request.
     AccessLog,
     /// actix-web-prom: the request counter and the duration histogram.
     HttpMetrics,

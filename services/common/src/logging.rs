@@ -1,8 +1,7 @@
-//! Logs through `tracing`: JSON lines for machines, text for people; RUST_LOG filters. Each
-//! request is a span (tracing-actix-web) carrying its request id, and its close is the
-//! access log line.
+//! Logs through `tracing`: JSON lines for machines, text for people; RUST_LOG filters
+//! (`access=warn` silences the access log). Each request gets one access-log event with its
+//! request id (see middleware.rs).
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::LogFormat;
 
@@ -10,7 +9,6 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_span_events(FmtSpan::CLOSE)
         .with_writer(std::io::stdout);
     // A second init (e.g. two services in one test process) keeps the first subscriber.
     let _ = match format {

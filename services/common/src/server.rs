@@ -9,7 +9,6 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpServer, web};
-use tracing_actix_web::TracingLogger;
 
 use crate::ServiceInfo;
 use crate::config::{Layer, ServerArgs};
@@ -119,9 +118,9 @@ impl Application {
                 .wrap(Guard {
                     detector: stall_on.then(|| detector.clone()),
                     in_flight: in_flight.clone(),
+                    access_log: access_log_on,
                 })
                 .wrap(Condition::new(http_metrics_on, http_metrics.clone()))
-                .wrap(Condition::new(access_log_on, TracingLogger::default()))
                 .wrap(Condition::new(
                     sentry_on,
                     sentry_actix::Sentry::builder()
