@@ -39,7 +39,7 @@ status=0
     --worker-async-admin-url "$(url "${WORKER_ASYNC_ADMIN_PORT:-9081}")" \
     --worker-threadpool-admin-url "$(url "${WORKER_THREADPOOL_ADMIN_PORT:-9082}")" || status=$?
 
-printf '\nreport: %s/index.html (raw numbers: %s/report.json)\n' "$DEMO_DIR" "$DEMO_DIR"
+printf 'raw numbers: %s/report.json\n' "$DEMO_DIR"
 if [[ $status -ne 0 ]]; then
     printf 'at least one experiment failed (exit %s): see its checks above\n' "$status" >&2
     exit 1
