@@ -18,6 +18,7 @@ use serde_json::Value;
 pub mod metrics;
 pub mod prometheus;
 pub mod spotlight;
+pub mod stack;
 
 /// Where the service binaries are.
 pub fn bin_dir() -> PathBuf {

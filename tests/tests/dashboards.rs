@@ -21,7 +21,7 @@ use loopscope_tests::prometheus::{
     Dashboard, Job, Prometheus, builtin_variables, dashboards, label_values, recording_rule_names,
     regex_of, repo_root, rules_file, substitute, variable_query,
 };
-use loopscope_tests::{Service, get_concurrently, start};
+use loopscope_tests::{Service, get_concurrently};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, VectorSelector};
 use promql_parser::util::{ExprVisitor, walk_expr};
@@ -348,57 +348,26 @@ fn grafana_provisioning_points_at_the_dashboards_and_datasource_uid_prometheus()
 
 /// backend, both workers, the gateway and `loadgen serve`, on free ports.
 struct Stack {
-    backend: Service,
-    worker_async: Service,
-    worker_threadpool: Service,
-    gateway: Service,
+    services: loopscope_tests::stack::Stack,
     loadgen: Service,
 }
 
 impl Stack {
     fn start() -> Self {
-        let backend = start("backend", &["--workers", "1"]);
-        let worker = |handling: &str| {
-            start(
-                "worker",
-                &[
-                    "--handling",
-                    handling,
-                    "--workers",
-                    "2",
-                    "--backend-url",
-                    &backend.base_url(),
-                ],
-            )
-        };
-        let worker_async = worker("async");
-        let worker_threadpool = worker("threadpool");
-        let gateway = start(
-            "gateway",
-            &[
-                "--workers",
-                "2",
-                "--worker-async-url",
-                &worker_async.base_url(),
-                "--worker-threadpool-url",
-                &worker_threadpool.base_url(),
-            ],
-        );
+        let services = loopscope_tests::stack::Stack::start(loopscope_tests::stack::StackArgs {
+            backend: &["--workers", "1"],
+            worker: &["--workers", "2"],
+            gateway: &["--workers", "2"],
+        });
         let loadgen = loopscope_tests::start_loadgen_serve(&[
             "--workers",
             "1",
             "--gateway-url",
-            &gateway.base_url(),
+            &services.gateway.base_url(),
             "--rate",
             "20",
         ]);
-        Self {
-            backend,
-            worker_async,
-            worker_threadpool,
-            gateway,
-            loadgen,
-        }
+        Self { services, loadgen }
     }
 
     /// Scrape jobs named as in deploy/prometheus/prometheus.yml.
@@ -408,13 +377,16 @@ impl Stack {
             targets: vec![admin.to_string()],
         };
         vec![
-            job("gateway", self.gateway.admin.expect("admin")),
-            job("worker-async", self.worker_async.admin.expect("admin")),
+            job("gateway", self.services.gateway.admin.expect("admin")),
+            job(
+                "worker-async",
+                self.services.worker_async.admin.expect("admin"),
+            ),
             job(
                 "worker-threadpool",
-                self.worker_threadpool.admin.expect("admin"),
+                self.services.worker_threadpool.admin.expect("admin"),
             ),
-            job("backend", self.backend.admin.expect("admin")),
+            job("backend", self.services.backend.admin.expect("admin")),
             job("loadgen", self.loadgen.admin.expect("admin")),
         ]
     }
@@ -422,10 +394,10 @@ impl Stack {
     /// Every sample name on every /metrics page of the stack.
     fn exported_names(&self) -> BTreeSet<String> {
         let pages = [
-            self.gateway.metrics(),
-            self.worker_async.metrics(),
-            self.worker_threadpool.metrics(),
-            self.backend.metrics(),
+            self.services.gateway.metrics(),
+            self.services.worker_async.metrics(),
+            self.services.worker_threadpool.metrics(),
+            self.services.backend.metrics(),
             self.loadgen.metrics(),
         ];
         pages
@@ -593,8 +565,8 @@ fn every_panel_and_rule_works_on_live_data() {
     let prom = Prometheus::start(&stack.jobs(), &[rules_file()], Duration::from_secs(1));
     let _blocker = Blocker::start(
         vec![
-            stack.worker_async.url("/work/block?ms=60"),
-            stack.worker_threadpool.url("/work/block?ms=60"),
+            stack.services.worker_async.url("/work/block?ms=60"),
+            stack.services.worker_threadpool.url("/work/block?ms=60"),
         ],
         Duration::from_secs(2),
     );

@@ -2,51 +2,16 @@
 //! verdicts' own tolerances (ratios and orderings, which hold on a busy 2-core machine).
 use std::process::{Command, Output};
 
-use loopscope_tests::{Service, bin, closed_port_url, start};
+use loopscope_tests::stack::{Stack, StackArgs};
+use loopscope_tests::{Service, bin, closed_port_url};
 use serde_json::Value;
 
-struct Stack {
-    gateway: Service,
-    worker_async: Service,
-    worker_threadpool: Service,
-    _backend: Service,
-}
-
 fn stack() -> Stack {
-    let backend = start("backend", &["--workers", "1"]);
-    let worker = |handling: &str| {
-        start(
-            "worker",
-            &[
-                "--handling",
-                handling,
-                "--workers",
-                "2",
-                "--metrics-exposition",
-                "both",
-                "--backend-url",
-                &backend.base_url(),
-            ],
-        )
-    };
-    let (worker_async, worker_threadpool) = (worker("async"), worker("threadpool"));
-    let gateway = start(
-        "gateway",
-        &[
-            "--workers",
-            "1",
-            "--worker-async-url",
-            &worker_async.base_url(),
-            "--worker-threadpool-url",
-            &worker_threadpool.base_url(),
-        ],
-    );
-    Stack {
-        gateway,
-        worker_async,
-        worker_threadpool,
-        _backend: backend,
-    }
+    Stack::start(StackArgs {
+        backend: &["--workers", "1"],
+        worker: &["--workers", "2", "--metrics-exposition", "both"],
+        gateway: &["--workers", "1"],
+    })
 }
 
 fn experiment(stack: &Stack, args: &[&str]) -> Output {

@@ -1,56 +1,9 @@
 //! The gateway in front of real workers and a real backend.
 use std::time::{Duration, Instant};
 
-use loopscope_tests::{Service, assert_bad_request, black_hole, closed_port_url, start};
+use loopscope_tests::stack::Stack;
+use loopscope_tests::{assert_bad_request, black_hole, closed_port_url, start};
 use serde_json::Value;
-
-struct Stack {
-    gateway: Service,
-    _workers: Vec<Service>,
-    _backend: Service,
-}
-
-fn stack() -> Stack {
-    let backend = start("backend", &["--latency-ms", "10", "--workers", "1"]);
-    let a = start(
-        "worker",
-        &[
-            "--handling",
-            "async",
-            "--workers",
-            "1",
-            "--backend-url",
-            &backend.base_url(),
-        ],
-    );
-    let t = start(
-        "worker",
-        &[
-            "--handling",
-            "threadpool",
-            "--workers",
-            "1",
-            "--backend-url",
-            &backend.base_url(),
-        ],
-    );
-    let gateway = start(
-        "gateway",
-        &[
-            "--workers",
-            "1",
-            "--worker-async-url",
-            &a.base_url(),
-            "--worker-threadpool-url",
-            &t.base_url(),
-        ],
-    );
-    Stack {
-        gateway,
-        _workers: vec![a, t],
-        _backend: backend,
-    }
-}
 
 fn elapsed(body: &Value) -> f64 {
     body["elapsed_ms"]
@@ -60,7 +13,7 @@ fn elapsed(body: &Value) -> f64 {
 
 #[test]
 fn compare_runs_one_job_on_both_modes_at_once() {
-    let s = stack();
+    let s = Stack::small();
     let (status, body) = s.gateway.get("/api/compare?kind=io&ms=200");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["async"]["result"]["handling"], "async");
@@ -85,7 +38,7 @@ fn compare_runs_one_job_on_both_modes_at_once() {
 
 #[test]
 fn fanout_reproduces_seed_003() {
-    let s = stack();
+    let s = Stack::small();
     let run = |q: &str| {
         let (status, body) = s.gateway.get(&format!("/api/fanout?n=10&ms=100&{q}"));
         assert_eq!(status, 200, "{q}: {body}");
@@ -117,7 +70,7 @@ fn fanout_reproduces_seed_003() {
 
 #[test]
 fn proxy_returns_the_workers_answer() {
-    let s = stack();
+    let s = Stack::small();
     let (status, body) = s.gateway.get("/api/threadpool/work/cpu?ms=5");
     assert_eq!(
         (status, body["handling"].as_str(), body["kind"].as_str()),
@@ -133,7 +86,7 @@ fn proxy_returns_the_workers_answer() {
 
 #[test]
 fn bad_input_is_refused_before_any_call() {
-    let s = stack();
+    let s = Stack::small();
     let g = &s.gateway;
     assert_bad_request(g, "/api/compare?kind=teleport&ms=1", "kind");
     assert_bad_request(g, "/api/compare?kind=io", "ms");

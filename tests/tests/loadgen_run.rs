@@ -5,6 +5,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use loopscope_tests::metrics::sample;
+use loopscope_tests::stack::Stack;
 use loopscope_tests::{Service, bin, closed_port_url, get, start};
 use serde_json::Value;
 
@@ -223,49 +224,9 @@ fn ctrl_c_prints_the_partial_summary_and_exits_130() {
     assert!(num(&s, "/elapsed_s") < 30.0, "{s:#}");
 }
 
-struct Stack {
-    gateway: Service,
-    _workers: Vec<Service>,
-    _backend: Service,
-}
-
-fn stack() -> Stack {
-    let backend = start("backend", &["--latency-ms", "10", "--workers", "1"]);
-    let worker = |handling: &str| {
-        start(
-            "worker",
-            &[
-                "--handling",
-                handling,
-                "--workers",
-                "1",
-                "--backend-url",
-                &backend.base_url(),
-            ],
-        )
-    };
-    let workers = vec![worker("async"), worker("threadpool")];
-    let gateway = start(
-        "gateway",
-        &[
-            "--workers",
-            "1",
-            "--worker-async-url",
-            &workers[0].base_url(),
-            "--worker-threadpool-url",
-            &workers[1].base_url(),
-        ],
-    );
-    Stack {
-        gateway,
-        _workers: workers,
-        _backend: backend,
-    }
-}
-
 #[test]
 fn serve_sends_mixed_traffic_and_exports_client_metrics() {
-    let s = stack();
+    let s = Stack::small();
     let mut serve = loopscope_tests::start_loadgen_serve(&[
         "--workers",
         "1",
