@@ -72,6 +72,19 @@ impl Application {
 
         let workers = args.workers();
         let instruments = telemetry.instruments.clone();
+        let layers = args.layer_states();
+        let disabled: Vec<&str> = layers
+            .iter()
+            .filter(|(_, off)| *off)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !disabled.is_empty() {
+            tracing::warn!(
+                layers = %disabled.join(","),
+                "instrumentation layers disabled by --disable-layers: what they measure is missing; benchmarks only"
+            );
+        }
+        instruments.layers(layers.clone());
         instruments.server_workers.record(workers as u64, &[]);
         instruments
             .blocking_threads_max
@@ -132,12 +145,21 @@ impl Application {
         .worker_max_blocking_threads(usize::from(args.blocking_threads))
         .disable_signals()
         .shutdown_timeout(args.shutdown_grace_secs)
+        // actix dates this deadline from a clock its event loop updates: after a stall the
+        // clock is stale and requests that waited behind it get an empty 408 (see the flag).
+        .client_request_timeout(args.client_request_timeout())
         .listen(app_listener)?
         .run();
 
         let admin = admin_listener
             .map(|listener| {
-                AdminServer::start(listener, telemetry.registry.clone(), readiness.clone())
+                let probe = health::AppProbe::new(app_addr).map_err(io::Error::other)?;
+                AdminServer::start(
+                    listener,
+                    telemetry.registry.clone(),
+                    readiness.clone(),
+                    probe,
+                )
             })
             .transpose()?;
 
@@ -212,6 +234,7 @@ impl AdminServer {
         listener: TcpListener,
         registry: prometheus::Registry,
         readiness: Readiness,
+        probe: health::AppProbe,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -221,12 +244,16 @@ impl AdminServer {
                 actix_web::rt::System::new().block_on(async move {
                     let registry = web::Data::new(registry);
                     let ready = web::Data::new(readiness);
+                    let probe = web::Data::new(probe);
                     let server = HttpServer::new(move || {
                         App::new()
                             .app_data(registry.clone())
                             .app_data(ready.clone())
-                            .configure(health::routes)
+                            .app_data(probe.clone())
+                            .route("/healthz", web::get().to(health::healthz))
+                            .route("/readyz", web::get().to(health::admin_readyz))
                             .route("/metrics", web::get().to(metrics_handler))
+                            .default_service(web::to(not_found))
                     })
                     .workers(1)
                     .disable_signals()

@@ -23,6 +23,7 @@ pub struct Instruments {
     pub upstream_requests: Counter<u64>,
     pub upstream_duration: Histogram<f64>,
     build_info: Gauge<u64>,
+    layer_disabled: Gauge<u64>,
     /// Runtimes of the actix workers, read by the busy-time callback at scrape time.
     worker_runtimes: Arc<Mutex<Vec<(String, Handle)>>>,
 }
@@ -58,6 +59,13 @@ impl Instruments {
                     );
                 }
             })
+            .build();
+        meter
+            .u64_observable_counter(LOG_LINES_DROPPED)
+            .with_description(
+                "Log lines dropped because stdout did not keep up (the log queue was full)",
+            )
+            .with_callback(|observer| observer.observe(crate::logging::dropped_lines(), &[]))
             .build();
 
         Self {
@@ -118,6 +126,12 @@ impl Instruments {
                 .u64_gauge(BUILD_INFO)
                 .with_description("Always 1; labels carry the version and git revision")
                 .build(),
+            layer_disabled: meter
+                .u64_gauge(DISABLED_LAYERS)
+                .with_description(
+                    "1 for an instrumentation layer switched off by --disable-layers, else 0",
+                )
+                .build(),
             worker_runtimes,
         }
     }
@@ -130,6 +144,15 @@ impl Instruments {
                 KeyValue::new("revision", crate::REVISION),
             ],
         );
+    }
+
+    /// Whether each `--disable-layers` layer is off, so a dashboard can tell a quiet
+    /// service from an uninstrumented one.
+    pub(crate) fn layers(&self, layers: impl IntoIterator<Item = (String, bool)>) {
+        for (layer, disabled) in layers {
+            self.layer_disabled
+                .record(u64::from(disabled), &[KeyValue::new("layer", layer)]);
+        }
     }
 
     /// Called on each actix worker thread: its runtime's busy time becomes a series.
