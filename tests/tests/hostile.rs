@@ -300,7 +300,285 @@ fn a_hung_app_port_is_not_ready() {
     assert_eq!(body["error"], "not_found", "{body}");
 }
 
-#[allow(dead_code)]
-fn stack() -> Stack {
-    Stack::start(StackArgs::default())
+/// GET with a client of `timeout`: status, `Retry-After`, JSON body.
+fn get_full(url: &str, timeout: Duration) -> (u16, Option<String>, serde_json::Value) {
+    let res = client(timeout)
+        .get(url)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, retry, res.json().unwrap_or(serde_json::Value::Null))
+}
+
+fn small_stack(gateway: &[&str]) -> Stack {
+    Stack::start(StackArgs {
+        backend: &["--latency-ms", "10", "--workers", "1"],
+        worker: &["--workers", "1"],
+        gateway: &[&["--workers", "1"][..], gateway].concat(),
+    })
+}
+
+#[test]
+fn a_public_request_orders_a_bounded_amount_of_work() {
+    let s = small_stack(&[]);
+    // Work budget: n x ms of cpu/block, compare counting both workers.
+    for path in [
+        "/api/fanout?n=100&kind=cpu&ms=50",
+        "/api/async/work/block?ms=2500",
+        "/api/threadpool/work/cpu?ms=60000",
+        "/api/compare?kind=block&ms=1500",
+    ] {
+        let (status, body) = s.gateway.get(path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["param"], "ms", "{path}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("--max-work-ms") || message.contains("--upstream-timeout-ms"),
+            "{path}: the limit is named: {message}"
+        );
+    }
+    // ms past what the gateway can wait for, whatever the kind.
+    let (status, body) = s.gateway.get("/api/async/work/io?ms=31000");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("--upstream-timeout-ms"),
+        "{body}"
+    );
+    // Within the budget, the experiments' requests still run.
+    for path in [
+        "/api/fanout?n=10&kind=cpu&ms=5",
+        "/api/compare?kind=cpu&ms=5",
+        "/api/async/work/block?ms=20",
+        "/api/fanout?n=10&ms=100&mode=limited&limit=5",
+    ] {
+        let (status, body) = s.gateway.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+}
+
+#[test]
+fn a_fanout_answers_at_its_deadline_with_the_calls_that_finished() {
+    let s = small_stack(&["--fanout-deadline-ms", "1000"]);
+    let started = Instant::now();
+    let (status, _, body) = get_full(
+        &s.gateway.url("/api/fanout?n=10&ms=300&mode=sequential"),
+        Duration::from_secs(10),
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(took < Duration::from_millis(2_500), "{took:?}");
+    let details = &body["details"];
+    let calls = details["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 10, "{body}");
+    let ok = details["ok"].as_u64().unwrap();
+    assert!(
+        (2..=4).contains(&ok),
+        "about 3 of 300 ms fit in 1 s: {body}"
+    );
+    assert!(
+        calls[9]["error"].as_str().unwrap().contains("deadline"),
+        "{body}"
+    );
+    assert_eq!(calls[0]["status"], 200, "{body}");
+}
+
+#[test]
+fn a_sequential_fanout_to_a_hung_worker_ends_at_the_deadline() {
+    let (_hole, hole_url) = loopscope_tests::black_hole();
+    let gateway = start(
+        "gateway",
+        &[
+            "--workers",
+            "1",
+            "--worker-async-url",
+            &hole_url,
+            "--fanout-deadline-ms",
+            "1500",
+        ],
+    );
+    let started = Instant::now();
+    let (status, body) = gateway.get("/api/fanout?n=50&ms=1&mode=sequential");
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(body["details"]["failed"], 50, "{body}");
+}
+
+#[test]
+fn the_gateway_sheds_past_its_in_flight_limit() {
+    let s = small_stack(&["--max-in-flight", "2"]);
+    let url = s.gateway.url("/api/async/work/io?ms=1500");
+    let results: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..6)
+            .map(|_| sc.spawn(|| get_full(&url, Duration::from_secs(10))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!((ok, shed.len()), (2, 4), "{results:?}");
+    for (_, retry, body) in shed {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body["error"], "overloaded", "{body}");
+    }
+    // The places are given back.
+    assert_eq!(s.gateway.get("/api/async/work/io?ms=1").0, 200);
+}
+
+fn pool_worker(queue: &str) -> loopscope_tests::Service {
+    start(
+        "worker",
+        &[
+            "--handling",
+            "threadpool",
+            "--workers",
+            "1",
+            "--blocking-threads",
+            "1",
+            "--blocking-queue",
+            queue,
+        ],
+    )
+}
+
+#[test]
+fn a_full_pool_queue_sheds_with_503_and_retry_after() {
+    let svc = pool_worker("2");
+    let url = svc.url("/work/io?ms=1000");
+    let results: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| sc.spawn(|| get_full(&url, Duration::from_secs(10))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    // One running and two waiting; the other five shed.
+    assert_eq!((ok, shed.len()), (3, 5), "{results:?}");
+    for (_, retry, body) in &shed {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body["error"], "pool_queue_full", "{body}");
+    }
+    let page = svc.metrics();
+    let shed_total = sample(
+        &page,
+        "loopscope_blocking_shed_total",
+        &[("reason", "queue_full")],
+    );
+    assert_eq!(shed_total, Some(5.0), "{page}");
+}
+
+#[test]
+fn jobs_of_clients_that_gave_up_are_not_run() {
+    let svc = pool_worker("100");
+    let slow = svc.url("/work/io?ms=1500");
+    let queued = svc.url("/work/io?ms=1000");
+    let fresh = svc.url("/work/io?ms=1");
+    std::thread::scope(|sc| {
+        // Holds the only pool thread for 1.5 s.
+        let first = sc.spawn(|| get_full(&slow, Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(200));
+        // Ten clients queue behind it and give up after 300 ms.
+        let quitters: Vec<_> = (0..10)
+            .map(|_| {
+                sc.spawn(|| {
+                    client(Duration::from_millis(300))
+                        .get(&queued)
+                        .send()
+                        .is_err()
+                })
+            })
+            .collect();
+        for q in quitters {
+            assert!(
+                q.join().unwrap(),
+                "a client that should have timed out got an answer"
+            );
+        }
+        // Had their jobs run, this one would wait 10 s behind them.
+        let started = Instant::now();
+        let (status, _, body) = get_full(&fresh, Duration::from_secs(20));
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}: {body}",
+            started.elapsed()
+        );
+        assert_eq!(first.join().unwrap().0, 200);
+    });
+    let page = svc.metrics();
+    let abandoned = sample(
+        &page,
+        "loopscope_blocking_shed_total",
+        &[("reason", "abandoned")],
+    );
+    assert_eq!(abandoned, Some(10.0));
+}
+
+#[test]
+fn statuses_without_a_body_have_none_and_compare_fails_when_both_sides_do() {
+    let dead_backend = loopscope_tests::closed_port_url();
+    let worker = |handling: &str| {
+        start(
+            "worker",
+            &[
+                "--handling",
+                handling,
+                "--workers",
+                "1",
+                "--backend-url",
+                &dead_backend,
+            ],
+        )
+    };
+    let (a, t) = (worker("async"), worker("threadpool"));
+    for code in [204, 304] {
+        let res = client(Duration::from_secs(5))
+            .get(a.url(&format!("/fault/status/{code}")))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), code);
+        assert!(res.headers().get("content-type").is_none(), "{code}");
+        assert_eq!(res.text().unwrap(), "", "{code}");
+    }
+    let gateway = start(
+        "gateway",
+        &[
+            "--workers",
+            "1",
+            "--worker-async-url",
+            &a.base_url(),
+            "--worker-threadpool-url",
+            &t.base_url(),
+        ],
+    );
+    let (status, body) = gateway.get("/api/compare?kind=call");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["details"]["async"]["status"], 502, "{body}");
+    assert_eq!(body["details"]["threadpool"]["status"], 502, "{body}");
+}
+
+#[test]
+fn echoed_input_is_truncated() {
+    let svc = start("worker", &["--handling", "async", "--workers", "1"]);
+    let long = "x".repeat(20_000);
+    let (status, body) = svc.get(&format!("/work/io?ms={long}"));
+    assert_eq!(status, 400);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.len() < 300, "{} bytes", message.len());
+    assert!(message.contains("20000 bytes"), "{message}");
+    let (status, body) = svc.get(&format!("/{long}"));
+    assert_eq!(status, 404);
+    assert!(body.to_string().len() < 500, "{body}");
 }

@@ -33,6 +33,11 @@ pub struct ServerArgs {
     #[arg(long, env = "LOOPSCOPE_BLOCKING_THREADS", default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub blocking_threads: u16,
 
+    /// Jobs that may wait for a blocking-pool thread, per actix worker; past it a 503 with
+    /// `Retry-After`. The default drains in a few job lengths with the default 40 threads.
+    #[arg(long, env = "LOOPSCOPE_BLOCKING_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub blocking_queue: u32,
+
     /// A single poll of a handler longer than this is a blocked event loop.
     #[arg(long, env = "LOOPSCOPE_STALL_THRESHOLD_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub stall_threshold_ms: u64,

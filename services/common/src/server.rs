@@ -39,8 +39,8 @@ fn bind(what: &str, host: &str, port: u16, flag: &str) -> io::Result<TcpListener
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: crate::params::clip(req.method().as_str()),
+        path: crate::params::clip(req.path()),
     })
 }
 
@@ -86,6 +86,10 @@ impl Application {
         }
         instruments.layers(layers.clone());
         instruments.server_workers.record(workers as u64, &[]);
+        crate::blocking::configure(
+            usize::from(args.blocking_threads),
+            args.blocking_queue as usize,
+        );
         instruments
             .blocking_threads_max
             .record(workers as u64 * u64::from(args.blocking_threads), &[]);
@@ -148,6 +152,9 @@ impl Application {
         // actix dates this deadline from a clock its event loop updates: after a stall the
         // clock is stale and requests that waited behind it get an empty 408 (see the flag).
         .client_request_timeout(args.client_request_timeout())
+        // A client that closes its connection has given up: drop its handler (and so its
+        // queued pool job, see blocking.rs) instead of finishing work nobody will read.
+        .h1_allow_half_closed(false)
         .listen(app_listener)?
         .run();
 

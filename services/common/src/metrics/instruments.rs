@@ -15,6 +15,7 @@ pub struct Instruments {
     pub work_duration: Histogram<f64>,
     pub blocking_queue_wait: Histogram<f64>,
     pub blocking_in_flight: UpDownCounter<i64>,
+    pub blocking_shed: Counter<u64>,
     pub blocking_threads_max: Gauge<u64>,
     pub server_workers: Gauge<u64>,
     pub event_loop_lag: Histogram<f64>,
@@ -89,6 +90,12 @@ impl Instruments {
                     "Jobs submitted to the blocking pool and not finished (queued or running)",
                 )
                 .build(),
+            blocking_shed: meter
+                .u64_counter(BLOCKING_SHED)
+                .with_description(
+                    "Blocking-pool jobs not run: queue_full (answered 503) or abandoned (the request was gone before a thread was free)",
+                )
+                .build(),
             blocking_threads_max: meter
                 .u64_gauge(BLOCKING_THREADS_MAX)
                 .with_description(
@@ -137,6 +144,14 @@ impl Instruments {
     }
 
     pub(super) fn build_info(&self) {
+        // Shedding is present at 0 from the start, so a rate() over it never lacks a series.
+        for reason in [
+            crate::blocking::SHED_QUEUE_FULL,
+            crate::blocking::SHED_ABANDONED,
+        ] {
+            self.blocking_shed
+                .add(0, &[KeyValue::new("reason", reason)]);
+        }
         self.build_info.record(
             1,
             &[

@@ -12,7 +12,7 @@ pub const HTTP_REQUESTS: &str = "loopscope_http_requests_total";
 pub const HTTP_REQUESTS_DURATION: &str = "loopscope_http_requests_duration_seconds";
 pub const LOG_LINES_DROPPED: &str = "loopscope.log.lines_dropped";
 pub const DISABLED_LAYERS: &str = "loopscope.instrumentation.layer_disabled";
-pub const BLOCKING_REJECTED: &str = "loopscope.blocking.rejected";
+pub const BLOCKING_SHED: &str = "loopscope.blocking.shed";
 
 pub const HTTP_IN_FLIGHT: &str = "loopscope.http.requests.in_flight";
 pub const WORK_DURATION: &str = "loopscope.work.duration";
