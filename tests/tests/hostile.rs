@@ -582,3 +582,34 @@ fn echoed_input_is_truncated() {
     assert_eq!(status, 404);
     assert!(body.to_string().len() < 500, "{body}");
 }
+
+#[test]
+fn disabled_layers_warn_at_start_and_show_in_a_metric() {
+    let svc = start(
+        "worker",
+        &[
+            "--handling",
+            "async",
+            "--workers",
+            "1",
+            "--disable-layers",
+            "sentry,access-log",
+        ],
+    );
+    let warned = svc
+        .logs()
+        .iter()
+        .any(|l| l.contains(r#""level":"WARN""#) && l.contains("--disable-layers"));
+    assert!(warned, "{:?}", svc.logs());
+    let page = svc.metrics();
+    let layer = |name: &str| {
+        sample(
+            &page,
+            "loopscope_instrumentation_layer_disabled",
+            &[("layer", name)],
+        )
+    };
+    assert_eq!(layer("sentry"), Some(1.0));
+    assert_eq!(layer("access-log"), Some(1.0));
+    assert_eq!(layer("stall"), Some(0.0));
+}

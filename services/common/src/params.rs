@@ -193,7 +193,7 @@ pub fn path_choice(
             format!(
                 "{name} must be one of {}, got `{}`",
                 choices.join(", "),
-                clip(&raw)
+                clip(raw)
             ),
         )
     })
