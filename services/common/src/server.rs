@@ -44,6 +44,14 @@ async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError
     })
 }
 
+/// The API description (docs/openapi.yaml), compiled in so the binary serves what it was
+/// built with.
+async fn openapi() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(include_str!("../openapi.yaml"))
+}
+
 impl Application {
     /// Binds and starts serving; call inside an actix System.
     pub fn build<C>(
@@ -260,6 +268,7 @@ impl AdminServer {
                             .route("/healthz", web::get().to(health::healthz))
                             .route("/readyz", web::get().to(health::admin_readyz))
                             .route("/metrics", web::get().to(metrics_handler))
+                            .route("/openapi.yaml", web::get().to(openapi))
                             .default_service(web::to(not_found))
                     })
                     .workers(1)
