@@ -613,3 +613,46 @@ fn disabled_layers_warn_at_start_and_show_in_a_metric() {
     assert_eq!(layer("access-log"), Some(1.0));
     assert_eq!(layer("stall"), Some(0.0));
 }
+
+/// A sick dependency: answers every request with `status_line` and a JSON `{}`.
+fn odd_upstream(status_line: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn the_proxy_does_not_pass_on_a_status_http_does_not_have() {
+    let gateway = start(
+        "gateway",
+        &[
+            "--workers",
+            "1",
+            "--worker-async-url",
+            &odd_upstream("999 Odd"),
+        ],
+    );
+    let (status, body) = gateway.get("/api/async/work/io?ms=1");
+    assert_eq!(status, 502, "{body}");
+    // Negative control: a real status from the same kind of upstream is passed on.
+    let gateway = start(
+        "gateway",
+        &[
+            "--workers",
+            "1",
+            "--worker-async-url",
+            &odd_upstream("418 Teapot"),
+        ],
+    );
+    assert_eq!(gateway.get("/api/async/work/io?ms=1").0, 418);
+}
