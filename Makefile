@@ -33,6 +33,14 @@ BENCH_QUICK ?=
 # hadolint, pinned in tests/chart/requirements.txt, in the repository's venv.
 CHART_VENV := .venv
 
+# `make lint`: cargo-machete and cargo-deny (cargo install, by scripts/install-tools.sh) and
+# ruff (PyPI, in a venv of its own), each pinned here.
+CARGO_MACHETE_VERSION := 0.9.2
+CARGO_DENY_VERSION := 0.20.2
+RUFF_VERSION := 0.17.5
+LINT_VENV := .venv-lint
+PYTHON_DIRS := bench tests/chart
+
 # The kind workflow (make kind-up deploy e2e): `make deploy HELM_NAMESPACE=lab` etc.
 KIND_CLUSTER ?= loopscope
 KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
@@ -178,13 +186,41 @@ $(CHART_VENV)/.chart-installed: tests/chart/requirements.txt
 	$(CHART_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/chart/requirements.txt
 	touch $@
 
+# The quick loop before a commit: nothing from apt or npm, no service started.
+.PHONY: check
+check: ## rustfmt, clippy, and every crate's own tests (not the cross-service ones); no system tools
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --exclude loopscope-tests --no-fail-fast
+
 .PHONY: lint
-lint: lint-rust lint-shell ## rustfmt, clippy and shellcheck
+lint: lint-rust lint-deps lint-python lint-shell ## rustfmt, clippy, cargo machete, cargo deny, ruff and shellcheck
 
 .PHONY: lint-rust
 lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Unused dependencies (cargo machete), then licences, banned crates and sources (deny.toml);
+# no advisories: that check fetches a database, and every check here runs offline.
+.PHONY: lint-deps
+lint-deps: lint-tools
+	$(CARGO) machete
+	$(CARGO) deny --offline check licenses bans sources
+
+.PHONY: lint-tools
+lint-tools:
+	CARGO_MACHETE_VERSION='$(CARGO_MACHETE_VERSION)' CARGO_DENY_VERSION='$(CARGO_DENY_VERSION)' \
+	    scripts/install-tools.sh lint
+
+.PHONY: lint-python
+lint-python: $(LINT_VENV)/.ruff-$(RUFF_VERSION)
+	$(LINT_VENV)/bin/ruff check $(PYTHON_DIRS)
+
+$(LINT_VENV)/.ruff-$(RUFF_VERSION):
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check 'ruff==$(RUFF_VERSION)'
+	touch $@
 
 # shellcheck is installed by `make tools` when root; elsewhere it is skipped with a
 # warning, except in CI.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the tools loopscope's tests and `make up` use, idempotently.
 #
-#   scripts/install-tools.sh [all|prometheus|spotlight|shellcheck|wrk]...   (default: all)
+#   scripts/install-tools.sh [all|prometheus|spotlight|shellcheck|wrk|lint]...   (default: all)
 #
 # - prometheus, promtool, shellcheck, and wrk (for `make bench`; not in `all`):
 #   Debian packages. Installed with apt-get only when missing from PATH and
@@ -14,6 +14,10 @@
 #   from the same package.json + package-lock.json (hash stamp), so a second
 #   run takes well under a second. See tools/spotlight/README.md for the
 #   Spotlight commands.
+# - lint: cargo-machete and cargo-deny for `make lint`, `cargo install --locked`
+#   from crates.io at the versions pinned below (CARGO_MACHETE_VERSION,
+#   CARGO_DENY_VERSION; the Makefile passes its own). Skipped when the installed
+#   binary reports that version; the first install compiles for a few minutes.
 #
 # Exit status: 0 when everything asked for is available, 1 otherwise (after
 # trying everything and listing what is missing and how to get it).
@@ -23,6 +27,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SPOTLIGHT_DIR="$ROOT/tools/spotlight"
 SPOTLIGHT_STAMP="$SPOTLIGHT_DIR/node_modules/.loopscope-stamp"
 NODE_MIN_MAJOR=20
+CARGO_MACHETE_VERSION="${CARGO_MACHETE_VERSION:-0.9.2}"
+CARGO_DENY_VERSION="${CARGO_DENY_VERSION:-0.20.2}"
 
 missing=()
 
@@ -84,6 +90,28 @@ install_wrk() {
     want_deb wrk wrk
 }
 
+# cargo_tool CRATE VERSION: `cargo install --locked CRATE@VERSION` unless `cargo <sub>
+# --version` already prints that version (the subcommand is the crate name less `cargo-`).
+cargo_tool() {
+    local crate="$1" version="$2" sub="${1#cargo-}"
+    if cargo "$sub" --version 2>/dev/null | grep -qwF -- "$version"; then
+        return 0
+    fi
+    if ! have cargo; then
+        missing+=("$crate: needs cargo (https://rustup.rs)")
+        return 0
+    fi
+    log "cargo install --locked $crate@$version"
+    if ! cargo install --locked --quiet "$crate@$version"; then
+        missing+=("$crate: 'cargo install --locked $crate@$version' failed")
+    fi
+}
+
+install_lint() {
+    cargo_tool cargo-machete "$CARGO_MACHETE_VERSION"
+    cargo_tool cargo-deny "$CARGO_DENY_VERSION"
+}
+
 spotlight_hash() {
     cat "$SPOTLIGHT_DIR/package.json" "$SPOTLIGHT_DIR/package-lock.json" | sha256sum | cut -d' ' -f1
 }
@@ -127,12 +155,13 @@ main() {
         shellcheck) install_shellcheck ;;
         spotlight) install_spotlight ;;
         wrk) install_wrk ;;
+        lint) install_lint ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             return 0
             ;;
         *)
-            warn "unknown tool '$w' (expected all, prometheus, spotlight, shellcheck, wrk)"
+            warn "unknown tool '$w' (expected all, prometheus, spotlight, shellcheck, wrk, lint)"
             return 2
             ;;
         esac

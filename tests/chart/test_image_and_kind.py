@@ -36,7 +36,7 @@ def test_dockerfile_builds_every_binary_the_chart_runs(default: Rendered) -> Non
     assert "LOOPSCOPE_HOST=0.0.0.0" in text
     built = set(re.findall(r"--bin (\S+)", text))
     commands = set()
-    for label, _, spec in default.pod_specs():
+    for _label, _, spec in default.pod_specs():
         for c in spec["containers"]:
             if c["image"].startswith("ghcr.io/loopscope/"):
                 commands.add(c["command"][0].removeprefix("/usr/local/bin/"))

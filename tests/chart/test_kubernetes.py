@@ -117,7 +117,7 @@ def port_matches(ports: list | None, port: int, named: dict[str, int]) -> bool:
 class Cluster:
     def __init__(self, r: Rendered) -> None:
         self.pods: dict[str, tuple[dict, dict[str, int]]] = {}
-        for label, meta, spec in r.pod_specs():
+        for _label, meta, spec in r.pod_specs():
             component = meta["labels"]["app.kubernetes.io/component"]
             named = {p["name"]: p["containerPort"] for c in spec["containers"] for p in c.get("ports", [])}
             self.pods[component] = (meta["labels"], named)

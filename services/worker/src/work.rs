@@ -106,6 +106,7 @@ pub(crate) async fn perform(
     let wait = Duration::from_millis(ms.unwrap_or(0));
     let exec = match (kind, state.handling) {
         // The anti-pattern, on purpose and in both modes: a blocking sleep on the event loop.
+        #[allow(clippy::disallowed_methods)] // the `block` kind exists to show this bug
         (Kind::Block, _) => Execution::here(|| std::thread::sleep(wait)).1,
         (Kind::Io, Handling::Async) => {
             let (fut, mut exec) = Execution::here(|| actix_web::rt::time::sleep(wait));
@@ -128,6 +129,8 @@ pub(crate) async fn perform(
             let backend = state.backend.clone();
             let agent = state.agent.clone();
             let job = move || match kind {
+                // On a blocking-pool thread, where waiting blocks no event loop.
+                #[allow(clippy::disallowed_methods)]
                 Kind::Io => Execution::here(|| {
                     std::thread::sleep(wait);
                     Ok(None)

@@ -1,5 +1,6 @@
 //! `loadgen experiment`: each experiment runs against a running stack, prints what its seed
 //! predicts beside what was measured, and passes or fails within a stated tolerance.
+//! The seeds are the five notes loopscope grew from: docs/seeds.md says what each showed.
 mod blocking;
 mod check;
 mod cpu;

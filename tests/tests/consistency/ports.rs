@@ -1,0 +1,277 @@
+//! Default ports: the binaries, the README, the scripts and the local Prometheus config.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use loopscope_tests::bin;
+use serde_json::Value;
+
+use crate::flags::help_flags;
+use crate::readme::{rows, section};
+use crate::repo::{files, read, rel};
+
+/// The processes of the README's table of services, as the scripts and Prometheus name them.
+pub(crate) const PROCESSES: &[(&str, &str, &[&str])] = &[
+    // (key, README's process cell, binary and arguments)
+    ("gateway", "`gateway`", &["gateway"]),
+    (
+        "worker-async",
+        "`worker --handling async`",
+        &["worker", "--handling", "async"],
+    ),
+    (
+        "worker-threadpool",
+        "`worker --handling threadpool`",
+        &["worker", "--handling", "threadpool"],
+    ),
+    ("backend", "`backend`", &["backend"]),
+    ("loadgen", "`loadgen serve`", &["loadgen", "serve"]),
+];
+
+/// (app, admin) port of each process, from the README's table of services.
+pub(crate) fn readme_ports(readme: &str) -> BTreeMap<&'static str, (u16, u16)> {
+    let table = rows(&section(readme, "## Services and endpoints"));
+    PROCESSES
+        .iter()
+        .map(|(key, cell, _)| {
+            let row = table
+                .iter()
+                .find(|r| r.first().map(String::as_str) == Some(*cell))
+                .unwrap_or_else(|| panic!("README's table of services has no {cell} row"));
+            let port = |i: usize| {
+                row[i]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{cell}: port {}", row[i]))
+            };
+            (*key, (port(1), port(2)))
+        })
+        .collect()
+}
+
+/// Starts `args` on its default ports, on a loopback address of its own (so nothing else on
+/// the machine, nor a `make up` on 127.0.0.1, can be in the way), and reads the ports it bound
+/// from its `listening` line; then stops it.
+pub(crate) fn default_ports(args: &[&str], host: &str) -> (u16, u16) {
+    let mut cmd = Command::new(bin(args[0]));
+    cmd.args(&args[1..])
+        .args(["--host", host])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("LOOPSCOPE_") || key.starts_with("SENTRY_") {
+            cmd.env_remove(key);
+        }
+    }
+    if args.first() == Some(&"loadgen") {
+        // Its traffic goes nowhere: port 9 (discard) on our own address refuses it.
+        cmd.env("LOOPSCOPE_GATEWAY_URL", format!("http://{host}:9"));
+    }
+    cmd.env("LOOPSCOPE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    let mut child = cmd.spawn().expect("spawn");
+    let (tx, rx) = mpsc::channel();
+    for pipe in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut seen = Vec::new();
+    let listening = loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.contains("\"listening\"") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = listening.unwrap_or_else(|| panic!("{args:?} did not start:\n{}", seen.join("\n")));
+    let event: Value = serde_json::from_str(&line).expect("JSON");
+    let port = |key: &str| {
+        event[key]
+            .as_str()
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+    };
+    (port("app_addr"), port("admin_addr"))
+}
+
+/// `NAME_PORT` / `NAME_ADMIN_PORT` defaults (`${NAME_PORT:-8080}`) in the shell scripts.
+pub(crate) fn script_ports() -> Vec<(String, String, u16)> {
+    let mut out = Vec::new();
+    for path in files("scripts", "sh") {
+        let text = std::fs::read_to_string(&path).expect("script");
+        for (i, _) in text.match_indices(":-") {
+            let before = &text[..i];
+            let var_start = before
+                .rfind(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                .map_or(0, |p| p + 1);
+            let var = &before[var_start..];
+            let digits: String = text[i + 2..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if var.ends_with("_PORT")
+                && !digits.is_empty()
+                && text[i + 2 + digits.len()..].starts_with('}')
+            {
+                out.push((rel(&path), var.to_owned(), digits.parse().expect("port")));
+            }
+        }
+    }
+    out
+}
+
+/// job name → the port of its `127.0.0.1:PORT` target, from the local Prometheus config.
+pub(crate) fn prometheus_targets(config: &str) -> BTreeMap<String, u16> {
+    let mut out = BTreeMap::new();
+    let mut job = None;
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("- job_name:") {
+            job = Some(name.trim().trim_matches('"').to_owned());
+        } else if let (Some(job), Some(i)) = (&job, line.find("127.0.0.1:")) {
+            let digits: String = line[i + 10..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            out.insert(job.clone(), digits.parse().expect("port"));
+        }
+    }
+    out
+}
+
+/// A loopback address of this test run's own: 127.x.y.z is loopback on Linux.
+pub(crate) fn own_loopback() -> String {
+    let pid = std::process::id();
+    format!(
+        "127.{}.{}.{}",
+        100 + (pid >> 16) % 100,
+        (pid >> 8) & 0xff,
+        (pid & 0xff).max(2)
+    )
+}
+
+#[test]
+pub(crate) fn default_ports_agree_in_code_readme_scripts_and_prometheus() {
+    let readme = readme_ports(&read("README.md"));
+    let mut problems = Vec::new();
+
+    let host = own_loopback();
+    for (key, _, args) in PROCESSES {
+        let bound = default_ports(args, &host);
+        if bound != readme[key] {
+            problems.push(format!(
+                "{key} binds {bound:?} by default, the README says {:?}",
+                readme[key]
+            ));
+        }
+    }
+
+    let scripts = script_ports();
+    assert!(
+        scripts.len() >= 8,
+        "only {} port defaults found in scripts/: {scripts:?}",
+        scripts.len()
+    );
+    for (file, var, port) in &scripts {
+        let admin = var.ends_with("_ADMIN_PORT");
+        let name = var
+            .trim_end_matches("_PORT")
+            .trim_end_matches("_ADMIN")
+            .to_lowercase()
+            .replace('_', "-");
+        if let Some((app_port, admin_port)) = readme.get(name.as_str()) {
+            let want = if admin { admin_port } else { app_port };
+            if port != want {
+                problems.push(format!(
+                    "{file}: {var} defaults to {port}, the README says {want}"
+                ));
+            }
+        }
+    }
+
+    let targets = prometheus_targets(&read("deploy/prometheus/prometheus.yml"));
+    for (key, (_, admin)) in &readme {
+        match targets.get(*key) {
+            Some(port) if port == admin => {}
+            other => problems.push(format!(
+                "deploy/prometheus/prometheus.yml: job {key} scrapes {other:?}, the README's admin port is {admin}"
+            )),
+        }
+    }
+    let prometheus_port = scripts
+        .iter()
+        .find(|(_, v, _)| v == "PROMETHEUS_PORT")
+        .map(|s| s.2);
+    if targets.get("prometheus").copied() != prometheus_port {
+        problems.push(format!(
+            "prometheus.yml scrapes Prometheus on {:?}, scripts start it on {prometheus_port:?}",
+            targets.get("prometheus")
+        ));
+    }
+
+    // Default URLs that point one process at another: `--<process>-url` is its app port,
+    // `--<process>-admin-url` its admin port.
+    for (binary, sub) in [
+        ("worker", &[][..]),
+        ("gateway", &[]),
+        ("loadgen", &["serve"]),
+        ("loadgen", &["experiment"]),
+    ] {
+        for (flag, h) in help_flags(binary, sub) {
+            let Some(url) = h.default.filter(|d| d.starts_with("http")) else {
+                continue;
+            };
+            let name = flag.trim_start_matches("--").trim_end_matches("-url");
+            let (process, admin) = match name.strip_suffix("-admin") {
+                Some(p) => (p, true),
+                None => (name, false),
+            };
+            let Some((app_port, admin_port)) = readme.get(process) else {
+                problems.push(format!(
+                    "{binary} {flag}: no process {process} in the README's table"
+                ));
+                continue;
+            };
+            let want = if admin { admin_port } else { app_port };
+            if !url.ends_with(&format!(":{want}")) {
+                problems.push(format!(
+                    "{binary} {sub:?} {flag} defaults to {url}, the README says port {want}"
+                ));
+            }
+        }
+    }
+
+    assert!(
+        problems.is_empty(),
+        "default ports disagree (README.md's table of services is the reference):\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_jobs_and_their_ports() {
+        let t = prometheus_targets(
+            "# - job_name: old\n#  - targets: [\"127.0.0.1:1\"]\nscrape_configs:\n  - job_name: gateway\n    static_configs:\n      - targets: [\"127.0.0.1:9080\"]\n",
+        );
+        assert_eq!(t, BTreeMap::from([("gateway".to_owned(), 9080)]));
+    }
+}
