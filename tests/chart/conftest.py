@@ -39,7 +39,7 @@ SERVICES = {
 }
 
 # Kinds that are CRDs: kubernetes-validate has no schema for them.
-CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute"}
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute", "CiliumNetworkPolicy"}
 
 helm.disable_logging()
 
