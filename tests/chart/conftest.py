@@ -95,8 +95,8 @@ def chart() -> helm.Chart:
     return helm.Chart.load(str(CHART))
 
 
-def render(values: dict[str, Any] | None = None, name: str = "adhoc") -> Rendered:
-    manifests = chart().render(values=values or {}, name=RELEASE, namespace=NAMESPACE)
+def render(values: dict[str, Any] | None = None, name: str = "adhoc", release: str = RELEASE) -> Rendered:
+    manifests = chart().render(values=values or {}, name=release, namespace=NAMESPACE)
     r = Rendered(name=name, values=values or {}, manifests=manifests)
     for template, text in sorted(manifests.items()):
         if template.endswith("NOTES.txt"):
