@@ -497,3 +497,46 @@ def test_every_test_pod_has_one_container_and_no_sidecar(name: str) -> None:
         assert annotations["linkerd.io/inject"] == "disabled"
         assert annotations["kuma.io/sidecar-injection"] == "disabled"
 
+
+
+@pytest.mark.parametrize(
+    "link, values, message",
+    [
+        ("dashboards", {}, "no dashboards/\\*.json"),
+        ("dashboards", {"grafana": {"enabled": False}, "grafanaDashboards": {"enabled": True}}, "no dashboards/\\*.json"),
+        ("rules", {}, "rules/loopscope.rules.yml is missing or empty"),
+        ("rules", {"prometheus": {"enabled": False}, "grafana": {"enabled": False}, "prometheusRule": {"enabled": True}}, "rules/loopscope.rules.yml is missing or empty"),
+        ("provisioning", {}, "provisioning/datasources/loopscope.yml is missing or empty"),
+    ],
+)
+def test_a_checkout_without_symlinks_fails_the_render(tmp_path, link: str, values: dict, message: str) -> None:
+    """With core.symlinks=false, git writes each link as a text file holding its target: the
+    render fails with a reason instead of shipping empty ConfigMaps."""
+    import shutil
+
+    copy = tmp_path / "loopscope"
+    shutil.copytree(CHART, copy, symlinks=False)
+    target = (CHART / link).readlink()
+    shutil.rmtree(copy / link)
+    (copy / link).write_text(str(target))
+    broken = helm.Chart.load(str(copy))
+    with pytest.raises(helm.HelmError, match=message) as error:
+        broken.render(values=values, name="loopscope", namespace=NAMESPACE)
+    assert "core.symlinks" in str(error.value)
+    # The same values render with the links in place.
+    assert render(values).docs
+
+
+def test_cilium_policy_is_well_formed(sets: dict[str, Rendered]) -> None:
+    """No CRD schema for Cilium offline: the fields of cilium.io/v2 CiliumNetworkPolicy the
+    chart uses, checked by hand. Only the cilium mode renders one."""
+    (cnp,) = sets["cilium"].of_kind("CiliumNetworkPolicy")
+    assert cnp["apiVersion"] == "cilium.io/v2"
+    assert set(cnp["spec"]) == {"endpointSelector", "egress"}
+    assert cnp["spec"]["endpointSelector"]["matchLabels"]["app.kubernetes.io/component"] == "prometheus"
+    (rule,) = cnp["spec"]["egress"]
+    assert rule["toEntities"] == ["kube-apiserver"]
+    assert rule["toPorts"] == [{"ports": [{"port": "443", "protocol": "TCP"}, {"port": "6443", "protocol": "TCP"}]}]
+    for name, r in sets.items():
+        if name != "cilium":
+            assert not r.of_kind("CiliumNetworkPolicy"), name
