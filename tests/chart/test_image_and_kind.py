@@ -192,3 +192,18 @@ def test_chart_readme_documents_every_value() -> None:
         if path not in documented and generic not in documented:
             missing.append(path)
     assert not missing, f"not in helm/loopscope/README.md's values table: {missing}"
+
+
+def test_readme_says_in_one_place_how_to_use_your_own_image() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("### Your own image") == 1
+    section = readme.split("### Your own image", 1)[1].split("\n#", 1)[0]
+    build = re.search(r"make images push IMAGE_REPO=(\S+) IMAGE_TAG=(\S+)", section)
+    assert build, section
+    repo, tag = build.groups()
+    assert f"--set image.repository={repo} --set image.tag={tag}" in section
+    assert "helm upgrade --install loopscope helm/loopscope" in section
+    # make push says the same install line.
+    out = run("make", "-n", "-C", str(ROOT), "images", "push", f"IMAGE_REPO={repo}", f"IMAGE_TAG={tag}").stdout
+    assert f"docker push '{repo}:{tag}'" in out
+    assert f"--set image.repository='{repo}' --set image.tag='{tag}'" in out
