@@ -1,5 +1,5 @@
 """Every dashboard type-checked against Grafana's own published types (npm @grafana/schema)
-with `tsc --strict`: the dashboard as a `Dashboard`, each panel with its plugin's `Options`
+with `tsc --strict`, and every unit against Grafana's own list (npm @grafana/data): the dashboard as a `Dashboard`, each panel with its plugin's `Options`
 and `FieldConfig` (tests/chart/node/dashboard-types.ts), so wrong enum values, wrong field
 types and unknown keys are compile errors. A negative control injects each kind of error.
 
@@ -96,7 +96,8 @@ def allowed() -> set[str]:
 
 def test_dashboards_match_grafana_types() -> None:
     found = set(typecheck({f.name: load(f) for f in dashboard_files()}))
-    new, gone = found - allowed(), allowed() - found
+    listed = {line for line in allowed() if ": unit " not in line}
+    new, gone = found - listed, listed - found
     assert not new, "new type errors in grafana/dashboards:\n" + "\n".join(sorted(new))
     assert not gone, f"fixed, remove from {FINDINGS.name}:\n" + "\n".join(sorted(gone))
 
@@ -130,3 +131,45 @@ def test_tsc_reports_injected_errors() -> None:
         assert hits, f"{needle}: {findings}"
     for title in ("enum", "type", "unknown", "custom"):
         assert [f for f in findings if f.startswith(f"bad.json: panel '{title}'")], (title, findings)
+
+
+def units(dashboard: dict) -> set[str]:
+    """Every unit a dashboard sets: field defaults and overrides."""
+    out = set()
+    for panel in panels(dashboard):
+        field_config = panel.get("fieldConfig", {})
+        if field_config.get("defaults", {}).get("unit"):
+            out.add(field_config["defaults"]["unit"])
+        for override in field_config.get("overrides", []):
+            for prop in override.get("properties", []):
+                if prop.get("id") == "unit" and prop.get("value"):
+                    out.add(prop["value"])
+    return out
+
+
+def unknown_units(candidates: set[str]) -> list[str]:
+    """The units Grafana's own list (@grafana/data's value formats) does not have."""
+    result = run("node", str(NODE / "units.cjs"), *sorted(candidates))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_dashboard_units_are_grafanas() -> None:
+    found = set()
+    for f in dashboard_files():
+        used = units(load(f))
+        found |= {f"{f.name}: unit {u}" for u in (unknown_units(used) if used else [])}
+    listed = {line for line in allowed() if ": unit " in line}
+    new, gone = found - listed, listed - found
+    assert not new, "units Grafana does not know:\n" + "\n".join(sorted(new))
+    assert not gone, f"fixed, remove from {FINDINGS.name}:\n" + "\n".join(sorted(gone))
+    assert any(units(load(f)) for f in dashboard_files()), "no units found: the check would pass on nothing"
+
+
+def test_unknown_units_are_reported() -> None:
+    """Negative control: made-up units and a misspelt one are reported, real ones are not."""
+    assert unknown_units({"s", "reqps", "percentunit", "bytes", "suffix: jobs", "requests/s", "secs", "reqsp"}) == [
+        "reqsp",
+        "requests/s",
+        "secs",
+    ]
