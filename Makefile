@@ -47,8 +47,12 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 HELM_RELEASE ?= loopscope
 HELM_NAMESPACE ?= loopscope
 GIT_REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# `make images push IMAGE_REPO=ghcr.io/you/loopscope`: build, then push to your registry
+# (README, "Your own image"). PLATFORMS=linux/amd64,linux/arm64 makes `push` build and push
+# a multi-arch image with buildx instead of pushing the local one.
 IMAGE_REPO ?= loopscope
 IMAGE_TAG ?= dev-$(GIT_REVISION)
+PLATFORMS ?=
 KIND_ENV = KIND_CLUSTER='$(KIND_CLUSTER)' KUBE_CONTEXT='$(KUBE_CONTEXT)' \
 	HELM_RELEASE='$(HELM_RELEASE)' HELM_NAMESPACE='$(HELM_NAMESPACE)'
 
@@ -91,14 +95,31 @@ demo: release ## Start the stack, run every experiment, print the verdicts, writ
 kind-up: ## Create the kind cluster of deploy/kind.yaml and wait for it (docker, kind, kubectl)
 	$(KIND_ENV) scripts/kind-up.sh
 
+# --provenance=false: one plain image, no attestation manifest. BuildKit adds a provenance
+# attestation by default, which `kind load` fails to import with Docker >= 29's containerd
+# image store ("content digest not found").
 .PHONY: images
-images: ## Build the loopscope image, every binary in one, as loopscope:dev-<git revision> (docker)
-	DOCKER_BUILDKIT=1 docker build -f deploy/Dockerfile \
+images: ## Build the loopscope image, every binary in one, as $(IMAGE_REPO):$(IMAGE_TAG) (docker buildx)
+	docker buildx build --load --provenance=false -f deploy/Dockerfile \
 	    --build-arg LOOPSCOPE_REVISION='$(GIT_REVISION)' -t '$(IMAGE_REPO):$(IMAGE_TAG)' .
 
+.PHONY: push
+push: ## Push $(IMAGE_REPO):$(IMAGE_TAG) (after make images); with PLATFORMS=...: build and push multi-arch
+	@case '$(IMAGE_REPO)' in */*) ;; *) echo "make push needs IMAGE_REPO=<registry>/<you>/loopscope" >&2; exit 1;; esac
+	$(if $(PLATFORMS),docker buildx build --push --platform '$(PLATFORMS)' --provenance=false -f deploy/Dockerfile \
+	    --build-arg LOOPSCOPE_REVISION='$(GIT_REVISION)' -t '$(IMAGE_REPO):$(IMAGE_TAG)' .,docker push '$(IMAGE_REPO):$(IMAGE_TAG)')
+	@echo "install with: helm upgrade --install loopscope helm/loopscope -n loopscope --create-namespace --wait --set image.repository='$(IMAGE_REPO)' --set image.tag='$(IMAGE_TAG)'"
+
+# Through an archive (docker save | kind load image-archive): works with the classic and
+# the containerd image store alike.
+KIND_IMAGE_ARCHIVE := $(TARGET_DIR)/kind/loopscope-image.tar
+
 .PHONY: kind-load
-kind-load: images ## Load the image into the kind cluster's node (kind)
-	kind load docker-image --name '$(KIND_CLUSTER)' '$(IMAGE_REPO):$(IMAGE_TAG)'
+kind-load: images ## Load the image into the kind cluster's node (docker save, kind load image-archive)
+	mkdir -p '$(dir $(KIND_IMAGE_ARCHIVE))'
+	docker save -o '$(KIND_IMAGE_ARCHIVE)' '$(IMAGE_REPO):$(IMAGE_TAG)'
+	kind load image-archive --name '$(KIND_CLUSTER)' '$(KIND_IMAGE_ARCHIVE)'
+	rm -f '$(KIND_IMAGE_ARCHIVE)'
 
 # The namespace enforces Pod Security "restricted": the API server itself rejects a pod
 # of the chart that breaks the profile.
@@ -124,6 +145,12 @@ grafana: ## Port-forward the release's Grafana to localhost:3000; print its URL 
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster (kind)
 	kind delete cluster --name '$(KIND_CLUSTER)'
+
+##@ Docker, without a cluster
+
+.PHONY: compose-up
+compose-up: ## The stack, Prometheus, Grafana and Spotlight in containers: docker compose -f deploy/compose.yaml up (docker)
+	docker compose -f deploy/compose.yaml up
 
 ##@ Benchmarks
 
@@ -177,9 +204,37 @@ $(API_VENV)/.installed: tests/api/requirements.txt
 test-bench: ## The bench harness's own logic (parsing, Little's law, tables, the report); no load
 	$(PYTHON) -m unittest discover -s bench -p 'test_*.py'
 
+# tests/chart/node: actionlint (WebAssembly), @grafana/schema and TypeScript, from its
+# package-lock.json. docker-compose (Debian, no engine needed) validates deploy/compose.yaml.
+CHART_NODE := tests/chart/node
+
 .PHONY: test-chart
-test-chart: prometheus $(CHART_VENV)/.chart-installed ## The Helm chart: render, lint, kubernetes-validate 1.29+, restricted pods, checkov, promtool, dashboards, hadolint
-	PYTHONDONTWRITEBYTECODE=1 $(CHART_VENV)/bin/python -m pytest -p no:cacheprovider tests/chart
+test-chart: prometheus compose-tool $(CHART_VENV)/.chart-installed $(CHART_NODE)/node_modules/.installed ## The chart, image, compose file and workflows: render, lint, every value, NetworkPolicy flows, kubernetes-validate 1.29+, operator CRDs, restricted pods, checkov, promtool, Grafana types (tsc), actionlint, compose config, hadolint
+	PYTHONDONTWRITEBYTECODE=1 $(CHART_VENV)/bin/python -m pytest tests/chart
+
+$(CHART_NODE)/node_modules/.installed: $(CHART_NODE)/package-lock.json
+	cd $(CHART_NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's docker-compose 1.29 validates a file without an engine; Docker's own
+# `docker compose` does too (CI runners have it).
+.PHONY: compose-tool
+compose-tool:
+	@if command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "==> apt-get install -y docker-compose"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; \
+	else \
+	    echo "compose check: needs docker-compose (sudo apt-get install -y docker-compose) or Docker's compose plugin" >&2; exit 1; \
+	fi
+
+.PHONY: compose-check
+compose-check: compose-tool ## Validate deploy/compose.yaml against the Compose specification (docker-compose config, no engine)
+	$(COMPOSE) -f deploy/compose.yaml config -q
+
+# The Compose CLI that validates: Debian's docker-compose, else Docker's `docker compose`.
+COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
 
 $(CHART_VENV)/.chart-installed: tests/chart/requirements.txt
 	$(PYTHON) -m venv $(CHART_VENV)

@@ -66,9 +66,7 @@ done
 say "$answer"
 
 step "Grafana ($GRAFANA_URL) serves every dashboard of grafana/dashboards"
-secret="$(object secret grafana)"
-user="$(k get secret "$secret" -o go-template='{{index .data "admin-user" | base64decode}}')"
-password="$(k get secret "$secret" -o go-template='{{index .data "admin-password" | base64decode}}')"
+read -r user password < <(grafana_login)
 want="$(find "$ROOT/grafana/dashboards" -name '*.json' | wc -l)"
 got="$(curl -fsS --max-time 10 -u "$user:$password" "$GRAFANA_URL/api/search?type=dash-db" |
     grep -o '"type":"dash-db"' | wc -l)"

@@ -12,9 +12,7 @@ GRAFANA_PORT="${GRAFANA_PORT:-3000}"
 need kubectl
 
 service="$(object service grafana)"
-secret="$(object secret grafana)"
-user="$(k get secret "$secret" -o go-template='{{index .data "admin-user" | base64decode}}')"
-password="$(k get secret "$secret" -o go-template='{{index .data "admin-password" | base64decode}}')"
+read -r user password < <(grafana_login)
 
 say "Grafana:  http://localhost:$GRAFANA_PORT   (on kind also http://127.0.0.1:30300)"
 say "user:     $user"

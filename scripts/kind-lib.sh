@@ -48,3 +48,13 @@ urlencode() {
     done
     printf '%s' "$out"
 }
+
+# grafana_login: "user password" of the release's Grafana, from the files its pod reads
+# (a Secret's, or the password the pod generated at start when the values set none).
+grafana_login() {
+    local deploy user password
+    deploy="$(object deployment grafana)"
+    user="$(k exec "deploy/$deploy" -c grafana -- cat /etc/grafana/admin/user)"
+    password="$(k exec "deploy/$deploy" -c grafana -- cat /etc/grafana/admin/password)"
+    printf '%s %s\n' "$user" "$password"
+}

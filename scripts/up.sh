@@ -335,6 +335,7 @@ if [[ $use_grafana -eq 1 ]]; then
         GF_ANALYTICS_REPORTING_ENABLED=false GF_ANALYTICS_CHECK_FOR_UPDATES=false \
         LOOPSCOPE_PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT" \
         LOOPSCOPE_DASHBOARDS="$ROOT/grafana/dashboards" \
+        LOOPSCOPE_SCRAPE_INTERVAL=5s \
         "$GRAFANA_BIN" --homepath "$GRAFANA_HOME"
 fi
 

@@ -39,7 +39,7 @@ SERVICES = {
 }
 
 # Kinds that are CRDs: kubernetes-validate has no schema for them.
-CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute"}
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute", "CiliumNetworkPolicy"}
 
 helm.disable_logging()
 
@@ -95,8 +95,8 @@ def chart() -> helm.Chart:
     return helm.Chart.load(str(CHART))
 
 
-def render(values: dict[str, Any] | None = None, name: str = "adhoc") -> Rendered:
-    manifests = chart().render(values=values or {}, name=RELEASE, namespace=NAMESPACE)
+def render(values: dict[str, Any] | None = None, name: str = "adhoc", release: str = RELEASE) -> Rendered:
+    manifests = chart().render(values=values or {}, name=release, namespace=NAMESPACE)
     r = Rendered(name=name, values=values or {}, manifests=manifests)
     for template, text in sorted(manifests.items()):
         if template.endswith("NOTES.txt"):

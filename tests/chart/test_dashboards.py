@@ -8,7 +8,7 @@ import json
 
 import yaml
 
-from conftest import CHART, DASHBOARDS, Rendered, dashboard_files
+from conftest import CHART, DASHBOARDS, ROOT, Rendered, container_env, dashboard_files
 
 
 def test_dashboards_reach_the_chart_through_its_symlink() -> None:
@@ -50,12 +50,22 @@ def test_grafana_is_provisioned_with_them(default: Rendered) -> None:
     cm = default.get("ConfigMap", "loopscope-grafana")
     (datasource,) = yaml.safe_load(cm["data"]["datasources.yaml"])["datasources"]
     assert datasource["uid"] == "prometheus"
-    assert datasource["url"] == "http://loopscope-prometheus:9090"
+    # The provisioning files of grafana/provisioning, byte for byte (the local stack and
+    # deploy/compose.yaml read the same ones); Grafana fills in $LOOPSCOPE_* from its env.
+    provisioning = ROOT / "grafana" / "provisioning"
+    assert cm["data"]["datasources.yaml"] == (provisioning / "datasources" / "loopscope.yml").read_text()
+    assert cm["data"]["dashboards.yaml"] == (provisioning / "dashboards" / "loopscope.yml").read_text()
     (provider,) = yaml.safe_load(cm["data"]["dashboards.yaml"])["providers"]
     pod = default.get("Deployment", "loopscope-grafana")["spec"]["template"]["spec"]
+    env = container_env(pod["containers"][0])
+    assert datasource["url"] == "$LOOPSCOPE_PROMETHEUS_URL"
+    assert env["LOOPSCOPE_PROMETHEUS_URL"] == "http://loopscope-prometheus:9090"
+    assert datasource["jsonData"]["timeInterval"] == "$LOOPSCOPE_SCRAPE_INTERVAL"
+    assert env["LOOPSCOPE_SCRAPE_INTERVAL"] == "15s"
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    path = provider["options"]["path"]
+    assert provider["options"]["path"] == "$LOOPSCOPE_DASHBOARDS"
+    path = env["LOOPSCOPE_DASHBOARDS"]
     assert volumes[mounts[path]]["configMap"]["name"] == "loopscope-grafana-dashboards"
     assert volumes[mounts["/etc/grafana/provisioning/dashboards"]]["configMap"]["items"] == [
         {"key": "dashboards.yaml", "path": "dashboards.yaml"}

@@ -42,8 +42,36 @@ def test_dockerfile_builds_every_binary_the_chart_runs(default: Rendered) -> Non
                 commands.add(c["command"][0].removeprefix("/usr/local/bin/"))
     assert commands == {"gateway", "worker", "backend", "loadgen"}
     assert commands <= built
-    assert "COPY --from=build /out/ /usr/local/bin/" in text
+    assert "COPY --from=build /out/bin/ /usr/local/bin/" in text
     assert "--locked" in text
+
+
+def test_image_keeps_the_line_tables() -> None:
+    """Sentry's stack traces and the stall capture (in-process symbolication) need file:line:
+    the release profile builds line tables, the Dockerfile compresses them and never strips
+    them, and exports the debug sections for `sentry-cli debug-files upload`."""
+    text = DOCKERFILE.read_text()
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert not re.search(r"\bstrip\b|--strip|strip-debug|strip-all|-s\b.*objcopy", code), "the image strips debug info"
+    assert "objcopy --compress-debug-sections=zlib" in code
+    assert "--only-keep-debug" in code
+    stages = re.findall(r"^FROM\s+\S+(?:\s+AS\s+(\S+))?", code, re.M)
+    assert "debug-files" in stages and stages[-1] == "runtime", "the runtime image is the default target"
+    cargo = (ROOT / "Cargo.toml").read_text()
+    profile = re.search(r"^\[profile\.release\]\n((?:[^\[].*\n?)*)", cargo, re.M).group(1)
+    debug = re.search(r"^debug\s*=\s*(.+)$", profile, re.M)
+    assert debug and debug.group(1).strip() in ('"line-tables-only"', '"limited"', '"full"', "true", "1", "2"), profile
+    assert not re.search(r"^strip\s*=\s*(true|\"debuginfo\"|\"symbols\")", profile, re.M)
+
+
+def test_kind_load_avoids_provenance_attestations() -> None:
+    """kind load fails on Docker >= 29 (containerd image store) with BuildKit's default
+    provenance attestation: the image is built without one, and loaded through an archive."""
+    result = run("make", "-n", "-C", str(ROOT), "kind-load")
+    assert result.returncode == 0, result.stderr
+    build = next(line for line in result.stdout.splitlines() if "buildx build" in line)
+    assert "--provenance=false" in build and "--load" in build
+    assert "docker save -o" in result.stdout and "kind load image-archive" in result.stdout
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -97,8 +125,8 @@ def test_make_shows_the_kind_sequence() -> None:
     out = result.stdout
     steps = [
         "scripts/kind-up.sh",
-        "docker build -f deploy/Dockerfile",
-        "kind load docker-image",
+        "-f deploy/Dockerfile",
+        "kind load image-archive",
         "pod-security.kubernetes.io/enforce=restricted",
         "helm upgrade --install",
         "--wait",
@@ -108,11 +136,15 @@ def test_make_shows_the_kind_sequence() -> None:
     assert all(p >= 0 for p in positions), dict(zip(steps, positions))
     assert positions == sorted(positions), out
     tag = re.search(r"-t 'loopscope:(dev-[0-9a-z]+)'", out).group(1)
+    assert "--provenance=false" in out
     assert f"image.tag='{tag}'" in out, "deploy installs the image that was built"
     assert "-f deploy/kind-values.yaml" in out
 
 
-@pytest.mark.parametrize("target", ["kind-up", "images", "kind-load", "deploy", "e2e", "grafana", "kind-down", "test-chart"])
+@pytest.mark.parametrize(
+    "target",
+    ["kind-up", "images", "push", "kind-load", "deploy", "e2e", "grafana", "kind-down", "test-chart", "compose-check", "compose-up"],
+)
 def test_make_targets_are_documented(target: str) -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(rf"^{target}:[^\n]*## \S", makefile, re.M), f"{target} has no ## help"
@@ -160,3 +192,18 @@ def test_chart_readme_documents_every_value() -> None:
         if path not in documented and generic not in documented:
             missing.append(path)
     assert not missing, f"not in helm/loopscope/README.md's values table: {missing}"
+
+
+def test_readme_says_in_one_place_how_to_use_your_own_image() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("### Your own image") == 1
+    section = readme.split("### Your own image", 1)[1].split("\n#", 1)[0]
+    build = re.search(r"make images push IMAGE_REPO=(\S+) IMAGE_TAG=(\S+)", section)
+    assert build, section
+    repo, tag = build.groups()
+    assert f"--set image.repository={repo} --set image.tag={tag}" in section
+    assert "helm upgrade --install loopscope helm/loopscope" in section
+    # make push says the same install line.
+    out = run("make", "-n", "-C", str(ROOT), "images", "push", f"IMAGE_REPO={repo}", f"IMAGE_TAG={tag}").stdout
+    assert f"docker push '{repo}:{tag}'" in out
+    assert f"--set image.repository='{repo}' --set image.tag='{tag}'" in out

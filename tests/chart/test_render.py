@@ -34,6 +34,9 @@ def test_ci_value_sets_cover_the_issue() -> None:
         "no-monitoring",
         "existing-sentry-secret",
         "hpa-ingress",
+        "cilium",
+        "openshift",
+        "nodelocal-dns-dualstack",
     } <= set(SETS)
 
 
@@ -98,7 +101,7 @@ def test_contradictions_fail_with_a_reason(values: dict, message: str) -> None:
 
 
 def deployment(r: Rendered, component: str) -> dict:
-    prefix = "lab" if r.values.get("fullnameOverride") == "lab" else "loopscope"
+    prefix = r.values.get("fullnameOverride") or "loopscope"
     return r.get("Deployment", f"{prefix}-{component}")
 
 
@@ -113,7 +116,12 @@ def test_default_workloads(default: Rendered) -> None:
     }
     assert default.names("Service") == default.names("Deployment")
     assert default.names("PodDisruptionBudget") == {f"loopscope-{c}" for c in SERVICES.values()}
-    assert default.names("Pod") == {"loopscope-test-gateway", "loopscope-test-prometheus"}
+    assert default.names("Pod") == {
+        "loopscope-test-compare",
+        "loopscope-test-async-call",
+        "loopscope-test-threadpool-call",
+        "loopscope-test-prometheus",
+    }
     for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule", "Ingress", "HTTPRoute"):
         assert not default.of_kind(kind), kind
     assert not default.of_kind("HorizontalPodAutoscaler")
@@ -123,7 +131,7 @@ def test_no_monitoring(sets: dict[str, Rendered]) -> None:
     r = sets["no-monitoring"]
     assert r.names("Deployment") == {f"loopscope-{c}" for c in SERVICES.values()}
     assert not r.of_kind("NetworkPolicy")
-    assert r.names("Pod") == {"loopscope-test-gateway"}
+    assert r.names("Pod") == {"loopscope-test-compare", "loopscope-test-async-call", "loopscope-test-threadpool-call"}
     assert not [d for d in r.docs if d["kind"] in ("Role", "RoleBinding", "ConfigMap")]
 
 
@@ -205,7 +213,8 @@ def test_env_contract(default: Rendered) -> None:
         c = app_container(default, component)
         env = container_env(c)
         values = default.values.get(key, {})
-        assert env["LOOPSCOPE_HOST"] == "0.0.0.0"
+        # Dual-stack: `::` takes IPv4 too (Linux maps it), so pod IPs of either family work.
+        assert env["LOOPSCOPE_HOST"] == "::"
         assert env["LOOPSCOPE_PORT"] == "8080"
         assert env["LOOPSCOPE_ADMIN_PORT"] == "9100"
         assert env["LOOPSCOPE_METRICS_EXPOSITION"] == values.get("metricsExposition", "separate")
@@ -256,10 +265,15 @@ def test_probes_scrape_annotations_and_grace(name: str) -> None:
         want = ports["http"] if exposition == "mounted" else ports["admin"]
         assert int(annotations["prometheus.io/port"]) == want
         assert ("admin" in ports) == (exposition != "mounted")
-        # The drain, then the Sentry flush, must fit before the SIGKILL.
+        # The drain, then the Sentry flush, must fit before the SIGKILL; the drain covers the
+        # longest upstream timeout, so a request waiting on its upstream is not cut.
         env = container_env(c)
-        drain = int(env["LOOPSCOPE_SHUTDOWN_DELAY_SECS"]) + int(env["LOOPSCOPE_SHUTDOWN_GRACE_SECS"])
+        grace = int(env["LOOPSCOPE_SHUTDOWN_GRACE_SECS"])
+        upstream_ms = int(env.get("LOOPSCOPE_UPSTREAM_TIMEOUT_MS", "0"))
+        assert grace * 1000 >= upstream_ms, (component, grace, upstream_ms)
+        drain = int(env["LOOPSCOPE_SHUTDOWN_DELAY_SECS"]) + grace
         assert spec["terminationGracePeriodSeconds"] >= drain + 2 + 1
+        assert spec["terminationGracePeriodSeconds"] * 1000 >= upstream_ms + 5000
 
 
 def test_services_select_their_pods_on_declared_ports(default: Rendered) -> None:
@@ -355,18 +369,47 @@ def test_prestop_sleep() -> None:
     r = render({"common": {"preStopSleepSeconds": 5}})
     spec = deployment(r, "gateway")["spec"]["template"]["spec"]
     assert spec["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
-    # preStop sleep + shutdown delay + drain + Sentry flush + margin
+    # preStop sleep + shutdown delay + drain (the gateway's 30 s upstream timeout, above
+    # shutdownGraceSecs) + Sentry flush + margin
+    assert spec["terminationGracePeriodSeconds"] == 5 + 5 + 30 + 2 + 5
+    spec = deployment(r, "backend")["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 5 + 5 + 10 + 2 + 5
 
 
-def test_grafana_admin_secret(default: Rendered, sets: dict[str, Rendered]) -> None:
-    secret = default.get("Secret", "loopscope-grafana-admin")
-    assert base64.b64decode(secret["data"]["admin-user"]) == b"admin"
-    assert len(base64.b64decode(secret["data"]["admin-password"])) == 24
+def test_grace_follows_the_upstream_timeouts() -> None:
+    r = render({"workerAsync": {"upstreamTimeoutMs": 45500}, "loadgen": {"requestTimeout": "2m"}})
+    for component, drain in (("worker-async", 46), ("loadgen", 120), ("gateway", 30), ("backend", 10)):
+        spec = deployment(r, component)["spec"]["template"]["spec"]
+        assert container_env(spec["containers"][0])["LOOPSCOPE_SHUTDOWN_GRACE_SECS"] == str(drain), component
+        assert spec["terminationGracePeriodSeconds"] == 5 + drain + 2 + 5, component
+
+
+def test_grafana_admin_password_is_stable_across_renders(default: Rendered, sets: dict[str, Rendered]) -> None:
+    """No password, no Secret: nothing random in the render (helm template, Argo CD); the
+    pod generates one at start. A password in values: a Secret, the same every time."""
+    assert render({}).manifests == render({}).manifests, "two renders differ"
+    assert not [s for s in default.of_kind("Secret") if "grafana" in s["metadata"]["name"]]
     grafana = default.get("Deployment", "loopscope-grafana")["spec"]["template"]["spec"]
     env = container_env(grafana["containers"][0])
     # From files: no credential in the pod spec or the environment.
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/etc/grafana/admin/password"
+    assert env["GF_SECURITY_ADMIN_USER__FILE"] == "/etc/grafana/admin/user"
+    admin = next(v for v in grafana["volumes"] if v["name"] == "admin")
+    assert admin["emptyDir"]["medium"] == "Memory"
+    (init,) = grafana["initContainers"]
+    script = init["command"][-1]
+    assert "/dev/urandom" in script and "/etc/grafana/admin/password" in script
+    assert "-s /etc/grafana/admin/password" in script, "kept across container restarts"
+    assert {"name": "admin", "mountPath": "/etc/grafana/admin"} in init["volumeMounts"]
+
+    with_password = {"grafana": {"admin": {"password": "s3cret-pass"}}}
+    a, b = render(with_password), render(with_password)
+    assert a.manifests == b.manifests
+    secret = a.get("Secret", "loopscope-grafana-admin")
+    assert base64.b64decode(secret["data"]["admin-user"]) == b"admin"
+    assert base64.b64decode(secret["data"]["admin-password"]) == b"s3cret-pass"
+    grafana = a.get("Deployment", "loopscope-grafana")["spec"]["template"]["spec"]
+    assert "initContainers" not in grafana
     admin = next(v for v in grafana["volumes"] if v["name"] == "admin")
     assert admin["secret"]["secretName"] == "loopscope-grafana-admin"
     r = sets["sentry-podmonitor-exposition"]
@@ -392,13 +435,24 @@ def test_notes(default: Rendered, sets: dict[str, Rendered]) -> None:
         "kubectl -n loopscope port-forward svc/loopscope-gateway 8080:8080",
         "kubectl -n loopscope port-forward svc/loopscope-prometheus 9090:9090",
         "kubectl -n loopscope port-forward svc/loopscope-grafana 3000:3000",
-        "get secret loopscope-grafana-admin",
+        "exec deploy/loopscope-grafana -c grafana -- cat /etc/grafana/admin/password",
         "helm test -n loopscope loopscope",
     ):
         assert command in notes, command
     assert "Sentry: off" in notes
     assert "ServiceMonitors" in sets["kube-prometheus-stack"].notes
     assert "Ingress: https://loopscope.example.com" in sets["hpa-ingress"].notes
+    assert "get secret lab-grafana-admin" not in sets["sentry-podmonitor-exposition"].notes
+    assert "get secret grafana-admin" in sets["sentry-podmonitor-exposition"].notes
+    assert "get secret loopscope-grafana-admin" in render({"grafana": {"admin": {"password": "x"}}}).notes
+    # What to check when the image cannot be pulled, and how to use one's own.
+    assert "ImagePullBackOff" in notes and "ghcr.io/loopscope/loopscope:0.1.0" in notes
+    assert "make images push IMAGE_REPO=" in notes and "--set image.repository=" in notes
+    assert "image.pullPolicy is Never" in sets["kind"].notes
+    # A NodePort in front of Prometheus needs an ipBlock: the kind values have one.
+    warning = "traffic from nodes and load balancers matches no pod selector"
+    assert warning not in sets["kind"].notes
+    assert warning in render({"prometheus": {"service": {"type": "NodePort"}}}).notes
 
 
 def test_values_file_parses_and_matches_schema_keys() -> None:
@@ -415,10 +469,74 @@ def test_test_pods_are_test_hooks_whose_logs_survive(default: Rendered) -> None:
         # `helm test --logs` (make e2e) reads the logs after the run.
         assert "hook-succeeded" not in annotations["helm.sh/hook-delete-policy"]
         assert pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["activeDeadlineSeconds"] > 0
-    gateway = default.get("Pod", "loopscope-test-gateway")
-    urls = [c["command"][2] for c in gateway["spec"]["containers"]]
-    assert urls == [
-        "http://loopscope-gateway:8080/api/compare?kind=io&ms=10",
-        "http://loopscope-gateway:8080/api/async/work/call?ms=5",
-        "http://loopscope-gateway:8080/api/threadpool/work/call?ms=5",
-    ]
+    urls = {
+        name: default.get("Pod", f"loopscope-test-{name}")["spec"]["containers"][0]["command"][2]
+        for name in ("compare", "async-call", "threadpool-call")
+    }
+    assert urls == {
+        "compare": "http://loopscope-gateway:8080/api/compare?kind=io&ms=10",
+        "async-call": "http://loopscope-gateway:8080/api/async/work/call?ms=5",
+        "threadpool-call": "http://loopscope-gateway:8080/api/threadpool/work/call?ms=5",
+    }
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_every_test_pod_has_one_container_and_no_sidecar(name: str) -> None:
+    """`helm test --logs` (Helm 3.17-3.21.4, 4.0-4.2.3) asks for logs without a container
+    name: the API server refuses that for a pod of several containers. A mesh sidecar
+    would be a second container and keep the pod from finishing."""
+    r = rendered_sets()[name]
+    pods = r.of_kind("Pod")
+    assert pods or not r.values.get("tests", {}).get("enabled", True)
+    for pod in pods:
+        spec = pod["spec"]
+        assert len(spec["containers"]) == 1, pod["metadata"]["name"]
+        assert not spec.get("initContainers") and not spec.get("ephemeralContainers")
+        annotations, labels = pod["metadata"]["annotations"], pod["metadata"]["labels"]
+        assert annotations["sidecar.istio.io/inject"] == "false" and labels["sidecar.istio.io/inject"] == "false"
+        assert annotations["linkerd.io/inject"] == "disabled"
+        assert annotations["kuma.io/sidecar-injection"] == "disabled"
+
+
+
+@pytest.mark.parametrize(
+    "link, values, message",
+    [
+        ("dashboards", {}, "no dashboards/\\*.json"),
+        ("dashboards", {"grafana": {"enabled": False}, "grafanaDashboards": {"enabled": True}}, "no dashboards/\\*.json"),
+        ("rules", {}, "rules/loopscope.rules.yml is missing or empty"),
+        ("rules", {"prometheus": {"enabled": False}, "grafana": {"enabled": False}, "prometheusRule": {"enabled": True}}, "rules/loopscope.rules.yml is missing or empty"),
+        ("provisioning", {}, "provisioning/datasources/loopscope.yml is missing or empty"),
+    ],
+)
+def test_a_checkout_without_symlinks_fails_the_render(tmp_path, link: str, values: dict, message: str) -> None:
+    """With core.symlinks=false, git writes each link as a text file holding its target: the
+    render fails with a reason instead of shipping empty ConfigMaps."""
+    import shutil
+
+    copy = tmp_path / "loopscope"
+    shutil.copytree(CHART, copy, symlinks=False)
+    target = (CHART / link).readlink()
+    shutil.rmtree(copy / link)
+    (copy / link).write_text(str(target))
+    broken = helm.Chart.load(str(copy))
+    with pytest.raises(helm.HelmError, match=message) as error:
+        broken.render(values=values, name="loopscope", namespace=NAMESPACE)
+    assert "core.symlinks" in str(error.value)
+    # The same values render with the links in place.
+    assert render(values).docs
+
+
+def test_cilium_policy_is_well_formed(sets: dict[str, Rendered]) -> None:
+    """No CRD schema for Cilium offline: the fields of cilium.io/v2 CiliumNetworkPolicy the
+    chart uses, checked by hand. Only the cilium mode renders one."""
+    (cnp,) = sets["cilium"].of_kind("CiliumNetworkPolicy")
+    assert cnp["apiVersion"] == "cilium.io/v2"
+    assert set(cnp["spec"]) == {"endpointSelector", "egress"}
+    assert cnp["spec"]["endpointSelector"]["matchLabels"]["app.kubernetes.io/component"] == "prometheus"
+    (rule,) = cnp["spec"]["egress"]
+    assert rule["toEntities"] == ["kube-apiserver"]
+    assert rule["toPorts"] == [{"ports": [{"port": "443", "protocol": "TCP"}, {"port": "6443", "protocol": "TCP"}]}]
+    for name, r in sets.items():
+        if name != "cilium":
+            assert not r.of_kind("CiliumNetworkPolicy"), name

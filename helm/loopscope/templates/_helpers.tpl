@@ -154,9 +154,47 @@ key: the values key; component: the name in resources and labels; args: the comm
 {{- default (printf "%s-admin" (include "loopscope.grafanaName" .)) .Values.grafana.admin.existingSecret -}}
 {{- end -}}
 
-{{/* The rules file, or "" while there is none. */}}
+{{/* The rules file. A checkout without symlinks (git config core.symlinks false, some
+Windows clones) leaves rules/ and dashboards/ as text files: fail then, rather than
+ship empty ConfigMaps. */}}
 {{- define "loopscope.rules" -}}
-{{- .Files.Get "rules/loopscope.rules.yml" -}}
+{{- include "loopscope.requiredFile" (dict "ctx" . "path" "rules/loopscope.rules.yml") -}}
+{{- end -}}
+
+{{- define "loopscope.symlinkHint" -}}
+helm/loopscope/{{ . }} must link to the repository's files (a checkout without symlinks leaves a text file there: clone with `git -c core.symlinks=true`, or package the chart from a checkout that has them)
+{{- end -}}
+
+{{/* A file of the chart that must exist and not be empty. (dict "ctx" $ "path" "...") */}}
+{{- define "loopscope.requiredFile" -}}
+{{- $text := .ctx.Files.Get .path -}}
+{{- if not (trim $text) -}}
+{{- fail (printf "%s is missing or empty: %s" .path (include "loopscope.symlinkHint" (first (splitList "/" .path)))) -}}
+{{- end -}}
+{{- $text -}}
+{{- end -}}
+
+{{/* The dashboards, as .Files.Glob "dashboards/*.json"; fails when there is none. */}}
+{{- define "loopscope.requireDashboards" -}}
+{{- if not (.Files.Glob "dashboards/*.json") -}}
+{{- fail (printf "no dashboards/*.json: %s" (include "loopscope.symlinkHint" "dashboards")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The URL of the Prometheus Grafana reads. */}}
+{{- define "loopscope.grafanaPrometheusUrl" -}}
+{{- if .Values.grafana.prometheusUrl -}}
+{{- .Values.grafana.prometheusUrl -}}
+{{- else if .Values.prometheus.enabled -}}
+{{- printf "http://%s:%d" (include "loopscope.prometheusName" .) (int .Values.prometheus.service.port) -}}
+{{- else -}}
+{{- fail "grafana.enabled with prometheus.enabled=false needs grafana.prometheusUrl" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where Grafana's admin credentials come from: "existing", "values" or "generated". */}}
+{{- define "loopscope.grafanaAdminSource" -}}
+{{- if .Values.grafana.admin.existingSecret -}}existing{{- else if .Values.grafana.admin.password -}}values{{- else -}}generated{{- end -}}
 {{- end -}}
 
 {{/* The container port numbers of /metrics across the enabled services. */}}
@@ -191,14 +229,74 @@ key: the values key; component: the name in resources and labels; args: the comm
           {{- toYaml .components | nindent 10 }}
 {{- end -}}
 
+{{/* DNS: UDP and TCP on each of networkPolicy.dns.ports, to networkPolicy.dns.to (none
+listed: any destination, e.g. for NodeLocal DNSCache on a node address). */}}
 {{- define "loopscope.dnsEgress" -}}
+{{- $dns := .Values.networkPolicy.dns -}}
 - ports:
-    - port: 53
+    {{- range $dns.ports }}
+    - port: {{ int . }}
       protocol: UDP
-    - port: 53
+    - port: {{ int . }}
       protocol: TCP
+    {{- end }}
+  {{- with $dns.to }}
   to:
-    {{- toYaml .Values.networkPolicy.dns | nindent 4 }}
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* networkPolicy.extraIngress / extraEgress of one component, as rule list items:
+(dict "ctx" $ "component" "gateway" "direction" "Ingress") */}}
+{{- define "loopscope.extraRules" -}}
+{{- $rules := index .ctx.Values.networkPolicy (printf "extra%s" .direction) -}}
+{{- with (index $rules .component) }}
+{{- toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* A securityContext from values, without the fixed ids when `openshift` is on (the
+restricted-v2 SCC assigns them from the namespace's range). (dict "ctx" $ "sc" ...) */}}
+{{- define "loopscope.securityContext" -}}
+{{- $sc := deepCopy .sc -}}
+{{- if .ctx.Values.openshift -}}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- end -}}
+{{- toYaml $sc -}}
+{{- end -}}
+
+{{/* Annotations and labels that keep a mesh's sidecar out of a pod that must end (the
+helm test pods): a sidecar would keep the pod running after the test, and add a second
+container to it. */}}
+{{- define "loopscope.noSidecarAnnotations" -}}
+sidecar.istio.io/inject: "false"
+linkerd.io/inject: disabled
+kuma.io/sidecar-injection: disabled
+{{- end -}}
+{{- define "loopscope.noSidecarLabels" -}}
+sidecar.istio.io/inject: "false"
+{{- end -}}
+
+{{/* Seconds a service drains in-flight requests on SIGTERM: common.shutdownGraceSecs, or
+its upstream timeout when that is longer (a request waiting on its upstream must not be
+cut). (dict "ctx" $ "values" .Values.gateway) */}}
+{{- define "loopscope.drainSecs" -}}
+{{- $drain := int .ctx.Values.common.shutdownGraceSecs -}}
+{{- with .values.upstreamTimeoutMs -}}
+{{- $drain = max $drain (div (add (int .) 999) 1000) -}}
+{{- end -}}
+{{- with .values.requestTimeout -}}
+{{- /* loadgen's request timeout, a duration like 10s, 1500ms or 1m */ -}}
+{{- $d := . | toString -}}
+{{- $secs := 0 -}}
+{{- if hasSuffix "ms" $d -}}{{- $secs = div (add (int (trimSuffix "ms" $d)) 999) 1000 -}}
+{{- else if hasSuffix "s" $d -}}{{- $secs = int (trimSuffix "s" $d) -}}
+{{- else if hasSuffix "m" $d -}}{{- $secs = mul (int (trimSuffix "m" $d)) 60 -}}
+{{- else -}}{{- $secs = int $d -}}
+{{- end -}}
+{{- $drain = max $drain $secs -}}
+{{- end -}}
+{{- $drain -}}
 {{- end -}}
 
 {{- define "loopscope.sentryEgress" -}}
@@ -210,6 +308,6 @@ key: the values key; component: the name in resources and labels; args: the comm
   to:
     {{- range .Values.networkPolicy.sentry.cidrs }}
     - ipBlock:
-        cidr: {{ . }}
+        cidr: {{ . | quote }}
     {{- end }}
 {{- end -}}

@@ -20,7 +20,7 @@ scrape_configs:
         labels:
           namespace: {{ .Release.Namespace | quote }}
 
-  # Every pod of the release namespace annotated prometheus.io/scrape: "true", on the
+  # Every pod of this release annotated prometheus.io/scrape: "true", on the
   # port of prometheus.io/port (which must be a declared container port) and the path of
   # prometheus.io/path. The loopscope services add `service` and `handling` to their own
   # series; honor_labels keeps those should a target label ever clash.
@@ -34,6 +34,11 @@ scrape_configs:
     relabel_configs:
       - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
         regex: "true"
+        action: keep
+      # This release's pods only: two releases in one namespace keep their own targets,
+      # so their rules, dashboards and helm tests do not mix.
+      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name, __meta_kubernetes_pod_label_app_kubernetes_io_instance]
+        regex: {{ printf "%s;%s" (include "loopscope.name" . | regexQuoteMeta) (.Release.Name | regexQuoteMeta) | quote }}
         action: keep
       # Finished pods (helm test pods, jobs) have nothing to scrape.
       - source_labels: [__meta_kubernetes_pod_phase]
