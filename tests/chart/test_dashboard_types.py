@@ -126,8 +126,8 @@ def test_tsc_reports_injected_errors() -> None:
         bad["title"] = title
     dashboard = {"title": "negative control", "panels": [bad_enum, bad_type, unknown, custom], "schemaVersion": 41}
     findings = typecheck({"bad.json": dashboard})
-    for i, needle in enumerate(("sideways", "string", "legendd", "zigzag")):
-        hits = [f for f in findings if f.startswith(f"bad.json: panel") and needle in f]
+    for needle in ("sideways", "string", "legendd", "zigzag"):
+        hits = [f for f in findings if f.startswith("bad.json: panel") and needle in f]
         assert hits, f"{needle}: {findings}"
     for title in ("enum", "type", "unknown", "custom"):
         assert [f for f in findings if f.startswith(f"bad.json: panel '{title}'")], (title, findings)
