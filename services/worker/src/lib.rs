@@ -4,6 +4,7 @@
 mod config;
 mod cpu;
 pub mod routes;
+mod timestamp;
 mod work;
 
 pub use config::{Cli, Handling};

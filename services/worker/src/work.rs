@@ -1,17 +1,38 @@
 //! The work itself, by kind and handling mode, and the report every work response carries:
 //! where and when it ran (seed 002 printed thread_id and request_time for the same reason).
+//!
+//! The report is on every response, so it is built without allocating: what does not change
+//! per thread (its name, id, event-loop label) is cached in thread-locals and shared by
+//! reference count, the pid once per process, and the timestamps are formatted on the stack.
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use common::ApiError;
 use common::blocking::run_blocking;
 use common::upstream::Reply;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::Handling;
 use crate::cpu::{burn, thread_id};
 use crate::routes::WorkerState;
+use crate::timestamp::Timestamp;
+
+thread_local! {
+    /// This thread's name and OS id: fixed for the thread's life.
+    static THREAD: (Arc<str>, i64) = (
+        Arc::from(std::thread::current().name().unwrap_or("unnamed")),
+        thread_id(),
+    );
+    /// The event-loop label, on actix worker threads (registered before they serve).
+    static EVENT_LOOP: Arc<str> = Arc::from(common::stall::current_worker_label());
+}
+
+fn pid() -> u32 {
+    // glibc's getpid is a system call on every use; the pid does not change.
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -42,7 +63,7 @@ impl Kind {
 
 /// Where the work ran and what it took.
 struct Execution {
-    thread: String,
+    thread: Arc<str>,
     thread_id: i64,
     queued: Duration,
     took: Duration,
@@ -54,12 +75,10 @@ impl Execution {
     fn here<T>(f: impl FnOnce() -> T) -> (T, Self) {
         let start = Instant::now();
         let out = f();
+        let (thread, thread_id) = THREAD.with(|(name, id)| (name.clone(), *id));
         let exec = Self {
-            thread: std::thread::current()
-                .name()
-                .unwrap_or("unnamed")
-                .to_owned(),
-            thread_id: thread_id(),
+            thread,
+            thread_id,
             queued: Duration::ZERO,
             took: start.elapsed(),
             backend: None,
@@ -75,15 +94,17 @@ pub(crate) struct WorkReport {
     kind: &'static str,
     requested_ms: Option<u64>,
     /// The thread the work ran on: an actix worker (event loop) or a blocking-pool thread.
-    thread: String,
+    #[serde(serialize_with = "shared_str")]
+    thread: Arc<str>,
     thread_id: i64,
     /// The actix worker (event loop) that accepted the request.
-    event_loop: String,
+    #[serde(serialize_with = "shared_str")]
+    event_loop: Arc<str>,
     pid: u32,
     queued_ms: f64,
     service_ms: f64,
-    started_at: String,
-    finished_at: String,
+    started_at: Timestamp,
+    finished_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     backend: Option<Value>,
 }
@@ -92,8 +113,8 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+fn shared_str<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value)
 }
 
 pub(crate) async fn perform(
@@ -101,8 +122,8 @@ pub(crate) async fn perform(
     kind: Kind,
     ms: Option<u64>,
 ) -> Result<WorkReport, ApiError> {
-    let started_at = Utc::now();
-    let event_loop = common::stall::current_worker_label();
+    let started_at = Timestamp::now();
+    let event_loop = EVENT_LOOP.with(Arc::clone);
     let wait = Duration::from_millis(ms.unwrap_or(0));
     let exec = match (kind, state.handling) {
         // The anti-pattern, on purpose and in both modes: a blocking sleep on the event loop.
@@ -150,7 +171,7 @@ pub(crate) async fn perform(
         }
     };
     state.instruments.record_work(kind.as_str(), exec.took);
-    let finished_at = Utc::now();
+    let finished_at = Timestamp::now();
     Ok(WorkReport {
         service: "worker",
         handling: state.handling.as_str(),
@@ -159,11 +180,11 @@ pub(crate) async fn perform(
         thread: exec.thread,
         thread_id: exec.thread_id,
         event_loop,
-        pid: std::process::id(),
+        pid: pid(),
         queued_ms: millis(exec.queued),
         service_ms: millis(exec.took),
-        started_at: timestamp(started_at),
-        finished_at: timestamp(finished_at),
+        started_at,
+        finished_at,
         backend: exec.backend,
     })
 }
