@@ -3,6 +3,7 @@
 //! ships sooner or later.
 mod config;
 mod cpu;
+mod report;
 pub mod routes;
 mod timestamp;
 mod work;

@@ -3,8 +3,6 @@
 //! response, where chrono's formatter and its String showed in the profile.
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
-
 #[derive(Clone, Copy)]
 pub(crate) struct Timestamp([u8; 24]);
 
@@ -32,12 +30,6 @@ impl Timestamp {
     pub(crate) fn as_str(&self) -> &str {
         // Only ASCII digits are written over an ASCII template.
         std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl Serialize for Timestamp {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
     }
 }
 

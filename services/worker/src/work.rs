@@ -4,35 +4,19 @@
 //! The report is on every response, so it is built without allocating: what does not change
 //! per thread (its name, id, event-loop label) is cached in thread-locals and shared by
 //! reference count, the pid once per process, and the timestamps are formatted on the stack.
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ApiError;
 use common::blocking::run_blocking;
 use common::upstream::Reply;
-use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::Handling;
-use crate::cpu::{burn, thread_id};
+use crate::cpu::burn;
+use crate::report::{WorkReport, pid, this_event_loop, this_thread};
 use crate::routes::WorkerState;
 use crate::timestamp::Timestamp;
-
-thread_local! {
-    /// This thread's name and OS id: fixed for the thread's life.
-    static THREAD: (Arc<str>, i64) = (
-        Arc::from(std::thread::current().name().unwrap_or("unnamed")),
-        thread_id(),
-    );
-    /// The event-loop label, on actix worker threads (registered before they serve).
-    static EVENT_LOOP: Arc<str> = Arc::from(common::stall::current_worker_label());
-}
-
-fn pid() -> u32 {
-    // glibc's getpid is a system call on every use; the pid does not change.
-    static PID: OnceLock<u32> = OnceLock::new();
-    *PID.get_or_init(std::process::id)
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -63,8 +47,8 @@ impl Kind {
 
 /// Where the work ran and what it took.
 struct Execution {
+    /// The `"thread"` and `"thread_id"` members of the report.
     thread: Arc<str>,
-    thread_id: i64,
     queued: Duration,
     took: Duration,
     backend: Option<Value>,
@@ -75,10 +59,8 @@ impl Execution {
     fn here<T>(f: impl FnOnce() -> T) -> (T, Self) {
         let start = Instant::now();
         let out = f();
-        let (thread, thread_id) = THREAD.with(|(name, id)| (name.clone(), *id));
         let exec = Self {
-            thread,
-            thread_id,
+            thread: this_thread(),
             queued: Duration::ZERO,
             took: start.elapsed(),
             backend: None,
@@ -87,43 +69,13 @@ impl Execution {
     }
 }
 
-#[derive(Serialize)]
-pub(crate) struct WorkReport {
-    service: &'static str,
-    handling: &'static str,
-    kind: &'static str,
-    requested_ms: Option<u64>,
-    /// The thread the work ran on: an actix worker (event loop) or a blocking-pool thread.
-    #[serde(serialize_with = "shared_str")]
-    thread: Arc<str>,
-    thread_id: i64,
-    /// The actix worker (event loop) that accepted the request.
-    #[serde(serialize_with = "shared_str")]
-    event_loop: Arc<str>,
-    pid: u32,
-    queued_ms: f64,
-    service_ms: f64,
-    started_at: Timestamp,
-    finished_at: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backend: Option<Value>,
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn shared_str<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(value)
-}
-
 pub(crate) async fn perform(
     state: &WorkerState,
     kind: Kind,
     ms: Option<u64>,
 ) -> Result<WorkReport, ApiError> {
     let started_at = Timestamp::now();
-    let event_loop = EVENT_LOOP.with(Arc::clone);
+    let event_loop = this_event_loop();
     let wait = Duration::from_millis(ms.unwrap_or(0));
     let exec = match (kind, state.handling) {
         // The anti-pattern, on purpose and in both modes: a blocking sleep on the event loop.
@@ -178,11 +130,10 @@ pub(crate) async fn perform(
         kind: kind.as_str(),
         requested_ms: ms,
         thread: exec.thread,
-        thread_id: exec.thread_id,
         event_loop,
         pid: pid(),
-        queued_ms: millis(exec.queued),
-        service_ms: millis(exec.took),
+        queued: exec.queued,
+        took: exec.took,
         started_at,
         finished_at,
         backend: exec.backend,
