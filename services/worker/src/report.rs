@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::HttpResponse;
-use actix_web::http::header::ContentType;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -117,8 +117,9 @@ impl WorkReport {
     /// `200 application/json` with the report.
     pub(crate) fn into_response(self) -> HttpResponse {
         match self.to_json() {
+            // A static header value: `ContentType::json()` formats a Mime on every call.
             Ok(body) => HttpResponse::Ok()
-                .insert_header(ContentType::json())
+                .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
                 .body(body),
             // Writing into a Vec does not fail; a Value always serializes.
             Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
