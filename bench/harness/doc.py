@@ -98,10 +98,6 @@ def render_doc(results: dict) -> str:
                     "a panic and upstream calls, on 2 workers each (FastAPI: its routes and "
                     "statuses). Timed from the request to the last byte on a kept-alive "
                     "connection; under load means while wrk drives the app port.")
-    out += _section(t, "two", "Bare actix-web and the worker (everything on, and every layer "
-                    "off) with `--workers 2`, servers and wrk on both cores, unpinned: the "
-                    "ratios of sections 1 and 2 again, to show whether they are an artefact of "
-                    "pinning one event loop to one core (target 6).")
     out += _section(t, "seeds", "The same figures for FastAPI with both instrumentation "
                     "variants; the ratio is taken against the faster variant at each point. "
                     "loopscope's hello is its cheapest route with everything on, Sentry included "
@@ -110,6 +106,11 @@ def render_doc(results: dict) -> str:
                     "probe, switched off with `--disable-layers stall`, from section 1: the "
                     "CPU per request column is what switching them off changes (negative: "
                     "saved), and, alone, what they add to the bare route.")
+    out += _section(t, "two", "Bare actix-web and the worker (everything on, and every layer "
+                    "off) with `--workers 2`, servers and wrk on both cores, unpinned: the "
+                    "ratios of sections 1 and 2 again, to show whether they are an artefact of "
+                    "pinning one event loop to one core (target 6). FastAPI is not rerun here: "
+                    "uvicorn's workers are processes, whose CPU this bench does not add up.")
     out += ["## Reproduce", "",
             "`make bench` (about ten minutes) installs wrk (Debian's package, as root), builds "
             "the release binaries, creates `.venv-bench/` from `bench/requirements.txt`, runs "
