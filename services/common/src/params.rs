@@ -231,14 +231,21 @@ mod tests {
     fn typed_getters_take_their_values_and_finish_refuses_the_rest() {
         let mut p = params("ms=%2010&dist=normal&rate=0.5&zz=1&aa=2").expect("valid query");
         assert_eq!(p.int("ms", None, 0..=100).ok(), Some(10));
-        assert_eq!(p.choice("dist", None, &["normal", "pareto"]).ok(), Some("normal"));
+        assert_eq!(
+            p.choice("dist", None, &["normal", "pareto"]).ok(),
+            Some("normal")
+        );
         assert_eq!(p.float("rate", 0.0..=1.0).ok(), Some(Some(0.5)));
         assert_eq!(p.optional_int::<u32>("absent", 0..=1).ok(), Some(None));
         assert_eq!(
             message(p.finish().expect_err("two unknown")),
             "query: unknown parameter(s): aa, zz"
         );
-        assert!(params("ms=1").and_then(|mut p| p.int("ms", None, 0..=1).map(|_| p)).is_ok());
+        assert!(
+            params("ms=1")
+                .and_then(|mut p| p.int("ms", None, 0..=1).map(|_| p))
+                .is_ok()
+        );
     }
 
     #[test]

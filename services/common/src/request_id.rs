@@ -99,7 +99,11 @@ mod tests {
     fn ids_are_32_hex_digits_with_the_process_prefix() {
         let id = RequestId::new();
         assert_eq!(id.as_str().len(), 32);
-        assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            id.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert_eq!(&id.as_str()[..16], format!("{:016x}", process_prefix()));
         assert_eq!(id.header_value().to_str().ok(), Some(id.as_str()));
     }

@@ -176,7 +176,9 @@ mod tests {
 
     #[test]
     fn backend_bodies_and_odd_thread_names_are_escaped() {
-        let body = report(Some(json!({"ok": "a\"b"}))).to_json().expect("serializes");
+        let body = report(Some(json!({"ok": "a\"b"})))
+            .to_json()
+            .expect("serializes");
         let value: Value = serde_json::from_slice(&body).expect("valid JSON");
         assert_eq!(value["backend"]["ok"], "a\"b");
         assert_eq!(value["requested_ms"], 0);
