@@ -147,7 +147,7 @@ test-rust: tools build ## Rust unit and integration tests
 .PHONY: test-cost
 test-cost: ## Instructions per request of the cheapest route, every layer on (callgrind), vs bench/callgrind-budget.json; fails past +10%
 	scripts/install-tools.sh valgrind
-	$(CARGO) build --release -p worker
+	$(CARGO) build --release -p worker -p bench-hello
 	$(PYTHON) bench/cost.py --bin-dir '$(TARGET_DIR)/release' $(if $(COST_UPDATE),--update)
 
 # The alert and recording rules (one file, also shipped by the chart) and their unit tests.

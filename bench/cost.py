@@ -89,15 +89,24 @@ def drive(port: int, path: str, n: int) -> None:
         conn.close()
 
 
-def count(bin_dir: Path, path: str, flags: list[str], requests: int, out_dir: Path) -> int:
-    """Total instructions of one worker process serving WARMUP + `requests` requests."""
-    port, admin = free_port(), free_port()
+def worker_cmd(bin_dir: Path, port: int, flags: list[str]) -> list[str]:
+    return [str(bin_dir / "worker"), "--handling", "async", "--workers", "1",
+            "--port", str(port), "--admin-port", str(free_port()),
+            "--stall-threshold-ms", "60000", "--shutdown-grace-secs", "1",
+            "--sentry-timeout-ms", "500", *flags]
+
+
+def bare_cmd(bin_dir: Path, port: int, _flags: list[str]) -> list[str]:
+    return [str(bin_dir / "bench-hello"), str(port), "1"]
+
+
+def count(bin_dir: Path, path: str, flags: list[str], requests: int, out_dir: Path,
+          server=worker_cmd) -> int:
+    """Total instructions of one server process serving WARMUP + `requests` requests."""
+    port = free_port()
     out = out_dir / f"callgrind.{len(list(out_dir.iterdir()))}.out"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-           str(bin_dir / "worker"), "--handling", "async", "--workers", "1",
-           "--port", str(port), "--admin-port", str(admin),
-           "--stall-threshold-ms", "60000", "--shutdown-grace-secs", "1",
-           "--sentry-timeout-ms", "500", *flags]
+           *server(bin_dir, port, flags)]
     with open(out.with_suffix(".log"), "wb") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=log, env=fixed_env(), start_new_session=True)
@@ -113,9 +122,10 @@ def count(bin_dir: Path, path: str, flags: list[str], requests: int, out_dir: Pa
     return parse_totals(out.read_text(errors="replace"))
 
 
-def measure(bin_dir: Path, path: str, flags: list[str], out_dir: Path) -> float:
-    short = count(bin_dir, path, flags, SHORT, out_dir)
-    long = count(bin_dir, path, flags, LONG, out_dir)
+def measure(bin_dir: Path, path: str, flags: list[str], out_dir: Path,
+            server=worker_cmd) -> float:
+    short = count(bin_dir, path, flags, SHORT, out_dir, server)
+    long = count(bin_dir, path, flags, LONG, out_dir, server)
     return per_request(short, SHORT, long, LONG)
 
 
@@ -151,6 +161,16 @@ def main(argv: list[str]) -> int:
             verdict = Verdict(name, measured[name], limit, budget.get("tolerance", TOLERANCE))
             print(verdict.line())
             failed |= not verdict.ok
+    # For reference, not budgeted (actix-web's own cost): the bare server's hello.
+    if (args.bin_dir / "bench-hello").exists():
+        with tempfile.TemporaryDirectory(prefix="loopscope-cost-") as tmp:
+            try:
+                bare = measure(args.bin_dir, "/", [], Path(tmp), bare_cmd)
+                print(f"reference: bare actix-web hello (bench-hello): {bare:,.0f} "
+                      f"instructions/request; over it: " + ", ".join(
+                          f"{n} {v - bare:+,.0f}" for n, v in measured.items()))
+            except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+                print(f"reference: bench-hello not measured: {e}", file=sys.stderr)
     if args.update:
         budget.update({
             "about": "Instructions per request (callgrind), `make test-cost`; fails above "
