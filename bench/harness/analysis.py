@@ -7,8 +7,8 @@ from .stats import difference, little_limit, ratio
 LAYERS = ("sentry", "access-log", "http-metrics", "in-flight", "stall")
 LAYER_NAMES = {
     "sentry": "Sentry middleware (hub, transaction, request context)",
-    "access-log": "access log (one event per request, with its id)",
-    "http-metrics": "HTTP metrics (request counter, duration histogram)",
+    "access-log": "access log (one event per request, non-blocking writer)",
+    "http-metrics": "HTTP metrics middleware (request counter, duration histogram)",
     "in-flight": "OpenTelemetry in-flight gauge",
     "stall": "stall detector (every poll timed) and lag probe",
 }

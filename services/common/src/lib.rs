@@ -20,6 +20,7 @@ pub mod reporting;
 pub mod request_id;
 mod run;
 pub mod server;
+pub mod shed;
 pub mod shutdown;
 pub mod stall;
 pub mod upstream;
