@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/tools/spotlight/node_modules/.bin:$(PATH)
 SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 
 # Test suites `make test` runs; add later ones (test-helm, test-dashboards, ...) here.
-TEST_TARGETS := test-rust test-bench test-chart test-rules test-api
+TEST_TARGETS := test-rust test-bench test-chart test-rules test-api test-cost
 
 # `make bench`: its Python (FastAPI for the seeds' stack) lives in a venv of its own.
 PYTHON ?= python3
@@ -176,6 +176,14 @@ test: $(TEST_TARGETS) lint ## Run every test suite and the linters
 .PHONY: test-rust
 test-rust: tools build ## Rust unit and integration tests
 	$(CARGO) test --workspace --no-fail-fast
+
+# The deterministic cost guard: callgrind counts instructions, which a shared machine does
+# not disturb; timing ratios stay in `make bench`. COST_UPDATE=1 rewrites the budget.
+.PHONY: test-cost
+test-cost: ## Instructions per request of the cheapest route, every layer on (callgrind), vs bench/callgrind-budget.json; fails past +10%
+	scripts/install-tools.sh valgrind
+	$(CARGO) build --release -p worker -p bench-hello
+	$(PYTHON) bench/cost.py --bin-dir '$(TARGET_DIR)/release' $(if $(COST_UPDATE),--update)
 
 # The alert and recording rules (one file, also shipped by the chart) and their unit tests.
 # tests/tests/dashboards.rs (in test-rust) runs them against the live stack.

@@ -81,7 +81,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--command", default=None, help="the command to print in the document")
     p.add_argument("--duration", type=int, default=None, help="seconds of load per run")
     p.add_argument("--reps", type=int, default=None, help="runs per point")
-    p.add_argument("--sections", default="overhead,modes,scrape",
+    p.add_argument("--sections", default="overhead,modes,two,scrape",
                    help="comma-separated subset, for work on the harness")
     args = p.parse_args(argv)
     args.out_dir = args.out_dir or ROOT / "target" / "bench" / ("quick" if args.quick else "")
@@ -111,20 +111,24 @@ def main(argv: list[str]) -> int:
         return 2
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, load_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    all_cpus = ",".join(map(str, cpus)) if len(cpus) >= 2 else None
     if load_cpu is not None:
         os.sched_setaffinity(0, {load_cpu})  # the driver stays off the server's core
     settings = Settings(duration_s=args.duration or (1 if args.quick else 3),
                         reps=args.reps or (1 if args.quick else 3),
                         warmup_s=0 if args.quick else 1, timeout_s=5,
-                        server_cpu=server_cpu, load_cpu=load_cpu)
+                        server_cpu=server_cpu, load_cpu=load_cpu, all_cpus=all_cpus)
     ctx = suites.Context(args.bin_dir, sys.executable, args.out_dir / "logs", settings)
     sections = set(args.sections.split(","))
-    results: dict = {"meta": meta(args, settings), "overhead": [], "modes": [], "scrape": []}
+    results: dict = {"meta": meta(args, settings), "overhead": [], "modes": [],
+                     "two_workers": [], "scrape": []}
     started = time.monotonic()
     if "overhead" in sections:
         results["overhead"] = suites.overhead(ctx)
     if "modes" in sections:
         results["modes"] = suites.modes(ctx)
+    if "two" in sections and all_cpus is not None:
+        results["two_workers"] = suites.two_workers(ctx)
     if "scrape" in sections:
         results["scrape"] = suites.scrape(ctx, 10 if args.quick else 50)
     results["meta"]["load_average_end"] = os.getloadavg()[0]

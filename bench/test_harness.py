@@ -5,7 +5,7 @@ Standard library only, so it runs before the bench's venv exists.
 import unittest
 
 import run
-from harness import analysis, doc, procstat, report, stats, tables, wrk
+from harness import analysis, cost, doc, procstat, report, stats, tables, wrk
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:18999/
   1 threads and 50 connections
@@ -148,7 +148,8 @@ def fixture() -> dict:
                          config=f"minus-{layer}"))
         ov.append(_point(f"hello/only-{layer}", "/work/io?ms=0", 50, 45_000, 24.0,
                          config=f"only-{layer}"))
-    modes = []
+    modes = [_point("modes/bare/async/c1000", "/io?ms=10", 1000, 50_000, 20.0, stack="bare",
+                    mode="async", work_ms=10, capacity=None)]
     for stack, rps in (("loopscope", 40_000), ("fastapi-asgi", 2_000), ("fastapi-base", 1_000)):
         for mode, cap in (("async", None), ("threadpool", 40), ("block", None)):
             modes.append(_point(f"modes/{stack}/{mode}/c1000", "/x?ms=10", 1000,
@@ -165,7 +166,14 @@ def fixture() -> dict:
             "sentry_dsn": "http://public@127.0.0.1:9/0", "python": "Python 3.11.7",
             "python_packages": ["fastapi 0.163.2"], "wrk_version": "wrk 4.1.0",
             "load_average_start": 3.5, "load_average_end": 0.2}
-    return {"meta": meta, "overhead": ov, "modes": modes, "scrape": scrape}
+    # With 2 workers: hello 0.30 of bare (0.25 on one core: +20%), layers 0.5 (as on one
+    # core), io at c=1000 0.8 (as on one core).
+    two = [_point("two/hello/bare", "/", 50, 100_000, 10.0, config="bare"),
+           _point("two/hello/full", "/work/cpu?ms=0", 50, 30_000, 40.0, config="full"),
+           _point("two/hello/none", "/work/cpu?ms=0", 50, 60_000, 20.0, config="none"),
+           _point("two/io1000/bare", "/io?ms=10", 1000, 50_000, 20.0, config="bare"),
+           _point("two/io1000/full", "/work/io?ms=10", 1000, 40_000, 30.0, config="full")]
+    return {"meta": meta, "overhead": ov, "modes": modes, "two_workers": two, "scrape": scrape}
 
 
 class ReportTest(unittest.TestCase):
@@ -182,16 +190,41 @@ class ReportTest(unittest.TestCase):
         self.assertAlmostEqual(self.a["overhead"]["route_us"], 10.0)
 
     def test_targets(self):
-        cpu = self.targets["CPU per request over bare actix-web"]
+        t = self.targets
+        layers = t["1. every layer on vs every layer off, CPU per request"]
+        self.assertFalse(layers["met"])                                     # 40 - 20
+        self.assertEqual(layers["measured"], "20.0 µs")
+        self.assertIn("sentry 4.0 µs alone", layers["why"])
+        cpu = t["2. cheapest route, every layer on, CPU over bare hello"]
         self.assertFalse(cpu["met"])
         self.assertEqual(cpu["measured"], "30.0 µs")
         self.assertIn("10.0 µs over bare hello", cpu["why"])
-        self.assertFalse(self.targets["throughput on hello vs bare"]["met"])   # 0.25
-        self.assertTrue(self.targets["throughput on 10 ms work vs bare"]["met"])  # 0.994
-        self.assertTrue(self.targets["loopscope vs FastAPI, hello"]["met"])   # 12.5×
-        c1000 = self.targets["loopscope vs FastAPI, async io at c=1000"]
-        self.assertTrue(c1000["met"])                                         # 20×
-        self.assertEqual(c1000["why"], "")
+        self.assertFalse(t["2. hello-class throughput vs bare, one core"]["met"])   # 0.25
+        self.assertTrue(t["3. 10 ms of async work at c=100 vs bare"]["met"])       # 0.994
+        c1k = t["4. async io 10 ms at c=1000 vs bare, one core"]
+        self.assertTrue(c1k["met"])                                                # 0.8
+        self.assertEqual(c1k["measured"], "0.800")
+        self.assertTrue(t["5. loopscope vs FastAPI, hello-class route"]["met"])   # 12.5×
+        seeds = t["5. loopscope vs FastAPI, async io at c=1000"]
+        self.assertTrue(seeds["met"])                                              # 20×
+        self.assertEqual(seeds["why"], "")
+        two = t["6. the same ratios with 2 workers on both cores"]
+        self.assertFalse(two["met"])                                               # +20%
+        self.assertEqual(two["measured"], "20% apart at worst")
+        self.assertIn("0.250 on one core, 0.300 with 2 workers", two["why"])
+        metrics = t["7. /metrics p50 under load, admin port"]
+        self.assertTrue(metrics["met"])                                            # 0.7 ms
+        self.assertEqual(metrics["measured"], "0.70 ms")
+
+    def test_a_slow_scrape_and_a_missing_section_are_reported(self):
+        results = fixture()
+        results["scrape"][0]["under_load"]["median_ms"] = 1.5
+        results["two_workers"] = []
+        t = {x["target"]: x for x in report.analyse(results)["targets"]}
+        self.assertFalse(t["7. /metrics p50 under load, admin port"]["met"])
+        self.assertIn("idle median 0.50 ms", t["7. /metrics p50 under load, admin port"]["why"])
+        self.assertIsNone(t["6. the same ratios with 2 workers on both cores"]["met"])
+        self.assertIn("not measured", report.terminal(results))
 
     def test_seed_ratios_use_the_faster_variant(self):
         hello = self.a["seeds"][0]
@@ -207,7 +240,8 @@ class ReportTest(unittest.TestCase):
     def test_terminal_table_names_what_was_missed(self):
         out = report.terminal(self.results)
         self.assertIn("== Targets", out)
-        self.assertIn("MISSED CPU per request over bare actix-web", out)
+        self.assertIn("MISSED 1. every layer on vs every layer off", out)
+        self.assertIn("PASS", out)
 
     def test_document_says_machine_date_command_and_why(self):
         md = doc.render_doc(self.results)
@@ -223,6 +257,32 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(run.cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"),
                          "AMD EPYC 7B13")
         self.assertEqual(run.cpu_model(""), "unknown CPU model")
+
+
+class CostTest(unittest.TestCase):
+    """The callgrind guard's arithmetic (`make test-cost` runs the real thing)."""
+
+    def test_totals_of_a_callgrind_file(self):
+        out = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nfn=main\n1 5\ntotals: 123456\n"
+        self.assertEqual(cost.parse_totals(out), 123456)
+        self.assertEqual(cost.parse_totals("events: Ir\nsummary: 42\n"), 42)
+        with self.assertRaises(ValueError):
+            cost.parse_totals("events: Ir\n")
+
+    def test_start_up_and_warm_up_cancel_out(self):
+        # 1,000,000 to start and warm up, 30,000 a request.
+        self.assertEqual(cost.per_request(1_000_000 + 100 * 30_000, 100,
+                                          1_000_000 + 600 * 30_000, 600), 30_000)
+        with self.assertRaises(ValueError):
+            cost.per_request(1, 100, 2, 100)
+
+    def test_a_regression_past_the_tolerance_fails(self):
+        self.assertTrue(cost.Verdict("x", 10_900, 10_000).ok)
+        self.assertTrue(cost.Verdict("x", 11_000, 10_000).ok)
+        bad = cost.Verdict("x", 11_001, 10_000)
+        self.assertFalse(bad.ok)
+        self.assertIn("REGRESSION", bad.line())
+        self.assertIn("lower it", cost.Verdict("x", 8_000, 10_000).line())
 
 
 if __name__ == "__main__":

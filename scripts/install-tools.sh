@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the tools loopscope's tests and `make up` use, idempotently.
 #
-#   scripts/install-tools.sh [all|prometheus|spotlight|shellcheck|wrk|lint]...   (default: all)
+#   scripts/install-tools.sh [all|prometheus|spotlight|shellcheck|wrk|valgrind|lint]...   (default: all)
 #
-# - prometheus, promtool, shellcheck, and wrk (for `make bench`; not in `all`):
+# - prometheus, promtool, shellcheck, wrk (for `make bench`; not in `all`) and valgrind
+#   (for `make test-cost`; not in `all`):
 #   Debian packages. Installed with apt-get only when missing from PATH and
 #   running as root; otherwise the script says how to install them.
 #   (`apt-get install prometheus` gives 2.42 and does not
@@ -112,6 +113,10 @@ install_lint() {
     cargo_tool cargo-deny "$CARGO_DENY_VERSION"
 }
 
+install_valgrind() {
+    want_deb valgrind valgrind
+}
+
 spotlight_hash() {
     cat "$SPOTLIGHT_DIR/package.json" "$SPOTLIGHT_DIR/package-lock.json" | sha256sum | cut -d' ' -f1
 }
@@ -156,12 +161,13 @@ main() {
         spotlight) install_spotlight ;;
         wrk) install_wrk ;;
         lint) install_lint ;;
+        valgrind) install_valgrind ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
             return 0
             ;;
         *)
-            warn "unknown tool '$w' (expected all, prometheus, spotlight, shellcheck, wrk, lint)"
+            warn "unknown tool '$w' (expected all, prometheus, spotlight, shellcheck, wrk, valgrind, lint)"
             return 2
             ;;
         esac

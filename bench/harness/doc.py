@@ -53,7 +53,10 @@ def render_doc(results: dict) -> str:
            f"- **FastAPI**: one uvicorn process with uvloop and httptools, no access log; "
            f"{m['python']}; {', '.join(m['python_packages'])}.",
            f"- **Load**: {m['wrk_version']}.", ""]
-    out += ["## Targets", "", render(*t["targets"], markdown=True), ""]
+    out += ["## Targets", "",
+            "The targets of issue 12, each a ratio or a difference within this run, so the "
+            "machine's speed and load cancel out as far as they can.", "",
+            render(*t["targets"], markdown=True), ""]
     missed = [x for x in a["targets"] if x["met"] is False]
     if missed:
         out += ["Missed, and why (from the numbers of this run):", ""]
@@ -62,9 +65,12 @@ def render_doc(results: dict) -> str:
         out.append("")
     ov = a["overhead"]
     out += _section(t, "overhead", f"Every server on one core, {ov['concurrency']} "
-                    "connections. The worker's cheapest route is `/work/io?ms=0` (async: a "
-                    "zero timer, then the JSON work report). FastAPI's hello is here too, for "
-                    "section 4.")
+                    "connections. The worker's hello-class route is `/work/cpu?ms=0` (no work, "
+                    "no timer: the query, the JSON work report and every layer); "
+                    "`/work/io?ms=0` waits for a zero timer, which fires on the runtime's "
+                    "next millisecond tick, so it is bounded by the clock rather than by "
+                    "CPU and is shown for comparison only. FastAPI's `/hello` is here too, "
+                    "for section 4.")
     out += _section(t, "layers", "Each layer seen two ways with the bench-only "
                     "`--disable-layers` flag: *alone*, the worker's route with only that layer "
                     "on (Sentry with its client, the others without), against the route with "
@@ -76,7 +82,8 @@ def render_doc(results: dict) -> str:
                     "connections: what instrumentation costs where requests do real work.")
     out += _section(t, "modes", "`/work/io?ms=10` on the async and threadpool workers, "
                     "`/work/block?ms=10` (a blocking sleep on the event loop) on the async one; "
-                    "FastAPI: `async def` with `asyncio.sleep`, `def` with `time.sleep` on its "
+                    "bare actix-web's `/io?ms=10` (the same timer, nothing else) as the "
+                    "ceiling; FastAPI: `async def` with `asyncio.sleep`, `def` with `time.sleep` on its "
                     "thread pool, `time.sleep` in an `async def`; each mode and concurrency in "
                     "a process of its own. Little limit = concurrency / "
                     "10 ms, capped by the pool (40 threads) for threadpool. A 10 ms timer "
@@ -99,6 +106,11 @@ def render_doc(results: dict) -> str:
                     "probe, switched off with `--disable-layers stall`, from section 1: the "
                     "CPU per request column is what switching them off changes (negative: "
                     "saved), and, alone, what they add to the bare route.")
+    out += _section(t, "two", "Bare actix-web and the worker (everything on, and every layer "
+                    "off) with `--workers 2`, servers and wrk on both cores, unpinned: the "
+                    "ratios of sections 1 and 2 again, to show whether they are an artefact of "
+                    "pinning one event loop to one core (target 6). FastAPI is not rerun here: "
+                    "uvicorn's workers are processes, whose CPU this bench does not add up.")
     out += ["## Reproduce", "",
             "`make bench` (about ten minutes) installs wrk (Debian's package, as root), builds "
             "the release binaries, creates `.venv-bench/` from `bench/requirements.txt`, runs "

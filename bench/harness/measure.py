@@ -21,8 +21,11 @@ class Settings:
     reps: int
     warmup_s: int  # 0: no warm-up run
     timeout_s: int
-    server_cpu: int | None
-    load_cpu: int | None
+    # A CPU number, or a list as taskset reads it ("0,1"); None: not pinned.
+    server_cpu: int | str | None
+    load_cpu: int | str | None
+    # Every CPU the bench may use, for the section that runs on all of them.
+    all_cpus: str | None = None
 
 
 @dataclass

@@ -5,14 +5,18 @@ from __future__ import annotations
 from . import analysis
 from .tables import fmt, render
 
-VERDICT = {True: "met", False: "MISSED", None: "not measured"}
+VERDICT = {True: "PASS", False: "MISSED", None: "not measured"}
 
 
 def analyse(results: dict) -> dict:
     ov = analysis.overhead(results["overhead"])
     seed_rows = analysis.seeds(results["overhead"], results["modes"])
+    c1k = analysis.c1000(results["modes"])
+    two = analysis.two_workers(results.get("two_workers", []), ov, c1k["ratio"])
+    scrape = analysis.admin_scrape(results["scrape"])
     return {"overhead": ov, "modes": analysis.modes(results["modes"]), "seeds": seed_rows,
-            "targets": analysis.targets(ov, seed_rows)}
+            "c1000": c1k, "two_workers": two,
+            "targets": analysis.targets(ov, seed_rows, c1k, two, scrape)}
 
 
 def tables(a: dict, scrape: list[dict]) -> dict[str, tuple[list[str], list[list[str]]]]:
@@ -71,6 +75,10 @@ def tables(a: dict, scrape: list[dict]) -> dict[str, tuple[list[str], list[list[
           fmt(s["idle"]["median_ms"], 2), fmt(s["idle"]["p99_ms"], 2),
           fmt(s["under_load"]["median_ms"], 2), fmt(s["under_load"]["max_ms"], 2),
           fmt(s["under_load"]["load_rps"], 0)] for s in scrape])
+    t["two"] = (["ratio", "one worker, one core", "2 workers, both cores", "change"],
+                [[r["ratio"], fmt(r["one"], 3), fmt(r["two"], 3),
+                  "n/a" if r["change"] is None else f"{r['change']:+.1%}"]
+                 for r in a["two_workers"]["ratios"]])
     st = ov["stall"]
     alone = next((l for l in ov["layers"] if l["layer"] == "stall"), {})
     t["stall"] = (["stall detector and lag probe", "req/s", "CPU per request"],
@@ -90,6 +98,7 @@ TITLES = {
     "io10": "1c. 10 ms of work",
     "modes": "2. Handling modes (io 10 ms)",
     "scrape": "3. Scrape cost",
+    "two": "6. Two workers on both cores",
     "seeds": "4. The seeds' stack (ratio: loopscope / the faster FastAPI variant)",
     "stall": "5. Stall detector cost",
 }
@@ -99,7 +108,8 @@ def terminal(results: dict) -> str:
     a = analyse(results)
     t = tables(a, results["scrape"])
     out = []
-    for key in ("overhead", "layers", "io10", "modes", "scrape", "seeds", "stall", "targets"):
+    for key in ("overhead", "layers", "io10", "modes", "scrape", "seeds", "stall", "two",
+                "targets"):
         headers, rows = t[key]
         out += ["", f"== {TITLES[key]}", render(headers, [[c.replace("`", "") for c in r]
                                                           for r in rows])]

@@ -50,7 +50,7 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _spawn(name: str, cmd: list[str], cpu: int | None, log_dir: Path,
+def _spawn(name: str, cmd: list[str], cpu: int | str | None, log_dir: Path,
            env: dict[str, str]) -> subprocess.Popen:
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu)] + cmd
@@ -110,7 +110,7 @@ def stop(server: Server, kill: bool = False) -> None:
             server.proc.wait()
 
 
-def loopscope(name: str, bin_dir: Path, binary: str, args: list[str], cpu: int | None,
+def loopscope(name: str, bin_dir: Path, binary: str, args: list[str], cpu: int | str | None,
               log_dir: Path, rust_log: str = "info") -> Server:
     """A loopscope service with JSON logs, a short drain, and free app and admin ports."""
     port, admin = free_port(), free_port()
@@ -122,7 +122,7 @@ def loopscope(name: str, bin_dir: Path, binary: str, args: list[str], cpu: int |
                   command=cmd)
 
 
-def worker(name: str, bin_dir: Path, handling: str, cpu: int | None, log_dir: Path, *,
+def worker(name: str, bin_dir: Path, handling: str, cpu: int | str | None, log_dir: Path, *,
            workers: int = 1, dsn: str | None = CLOSED_DSN, traces: float | None = None,
            disable: list[str] | None = None, extra: list[str] | None = None,
            rust_log: str = "info") -> Server:
@@ -136,9 +136,10 @@ def worker(name: str, bin_dir: Path, handling: str, cpu: int | None, log_dir: Pa
     return loopscope(name, bin_dir, "worker", args + (extra or []), cpu, log_dir, rust_log)
 
 
-def bench_hello(name: str, bin_dir: Path, cpu: int | None, log_dir: Path) -> Server:
+def bench_hello(name: str, bin_dir: Path, cpu: int | str | None, log_dir: Path,
+                workers: int = 1) -> Server:
     port = free_port()
-    cmd = [str(bin_dir / "bench-hello"), str(port), "1"]
+    cmd = [str(bin_dir / "bench-hello"), str(port), str(workers)]
     proc = _spawn(name, cmd, cpu, log_dir, _clean_env())
     return Server(name, proc, f"http://127.0.0.1:{port}", command=cmd)
 

@@ -3,6 +3,7 @@ rates, the stall detector, and the seeds' hello beside it), handling modes (loop
 the seeds' stack), and scrape cost."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from .measure import Point, Settings, log, run_points
 from .scrape import scrape_section
 
 OVERHEAD_C = 50      # fixed concurrency of the overhead comparison
+# The worker's hello-class route: no timer (io?ms=0 waits for the timer's millisecond tick,
+# which bounds it by the clock, not by CPU), the JSON work report, every layer.
+HELLO_PATH = "/work/cpu?ms=0"
+IO0_PATH = "/work/io?ms=0"
 IO10_C = 100         # concurrency of the 10 ms work comparison
 MODES_C = (10, 100, 1000)
 WORK_MS = 10
@@ -71,8 +76,11 @@ def overhead(ctx: Context) -> list[dict]:
         points = []
         for name, server in started.items():
             path = {"bare": "/", "fastapi-asgi": "/hello", "fastapi-base": "/hello"}.get(
-                name, "/work/io?ms=0")
+                name, HELLO_PATH)
             points.append(Point(f"hello/{name}", path, OVERHEAD_C, server, info={"config": name}))
+        # The io route with a zero timer, for comparison with the earlier runs.
+        points.append(Point("hello/full-io", IO0_PATH, OVERHEAD_C, started["full"],
+                            info={"config": "full-io"}))
         points.append(Point("io10/bare", f"/io?ms={WORK_MS}", IO10_C, started["bare"],
                             info={"config": "bare"}))
         points.append(Point("io10/full", f"/work/io?ms={WORK_MS}", IO10_C, started["full"],
@@ -92,6 +100,8 @@ def modes(ctx: Context) -> list[dict]:
     made it grow). Block gets a fresh process for every run instead (see measure.py)."""
     def server(stack: str, mode: str, c: int) -> servers.Server:
         name = f"{stack}-{mode}-c{c}"
+        if stack == "bare":
+            return servers.bench_hello(name, ctx.bin_dir, ctx.cpu, ctx.log_dir)
         if stack == "loopscope":
             extra = ["--blocking-threads", str(BLOCKING_THREADS)]
             handling = "threadpool" if mode == "threadpool" else "async"
@@ -103,12 +113,14 @@ def modes(ctx: Context) -> list[dict]:
         "fastapi-asgi": {"async": "/async/io", "threadpool": "/def/io", "block": "/async/block"},
     }
     paths["fastapi-base"] = paths["fastapi-asgi"]
+    paths["bare"] = {"async": "/io"}
     started: dict[str, servers.Server] = {}
     try:
         points = []
         for c in MODES_C:
-            for stack in ("loopscope", "fastapi-asgi", "fastapi-base"):
-                for mode in ("async", "threadpool", "block"):
+            for stack in ("bare", "loopscope", "fastapi-asgi", "fastapi-base"):
+                # Bare actix-web: the honest ceiling of async io on one core.
+                for mode in paths[stack]:
                     info = {"stack": stack, "mode": mode, "work_ms": WORK_MS,
                             # What can really be in flight: the pool's threads (1 worker).
                             "capacity": BLOCKING_THREADS if mode == "threadpool" else None}
@@ -123,6 +135,34 @@ def modes(ctx: Context) -> list[dict]:
         _start_all(started)
         log("== handling modes: io 10 ms at concurrency " + ", ".join(map(str, MODES_C)))
         run_points("modes", points, ctx.settings)
+        return [p.result() for p in points]
+    finally:
+        _stop_all(started)
+
+
+def two_workers(ctx: Context) -> list[dict]:
+    """Bare and the worker with 2 workers, on both cores, wrk beside them (no pinning): the
+    ratios of section 1 and the c=1000 io again, to show they are not an artefact of
+    pinning one server to one core."""
+    s = dataclasses.replace(ctx.settings, server_cpu=ctx.settings.all_cpus,
+                            load_cpu=ctx.settings.all_cpus)
+    cpus = s.server_cpu
+    w = lambda name, **kw: servers.worker(name, ctx.bin_dir, "async", cpus, ctx.log_dir,  # noqa: E731
+                                          workers=2, **kw)
+    started = {
+        "bare": servers.bench_hello("bench-hello-2w", ctx.bin_dir, cpus, ctx.log_dir, workers=2),
+        "full": w("worker-full-2w"),
+        "none": w("worker-none-2w", dsn=None, disable=list(LAYERS)),
+    }
+    try:
+        _start_all(started)
+        points = [Point(f"two/hello/{name}", "/" if name == "bare" else HELLO_PATH, OVERHEAD_C,
+                        server, info={"config": name}) for name, server in started.items()]
+        points += [Point(f"two/io1000/{name}", f"/io?ms={WORK_MS}" if name == "bare"
+                         else f"/work/io?ms={WORK_MS}", 1000, started[name],
+                         info={"config": name}) for name in ("bare", "full")]
+        log("== two workers on both cores: the ratios again, unpinned")
+        run_points("two-workers", points, s)
         return [p.result() for p in points]
     finally:
         _stop_all(started)

@@ -86,7 +86,7 @@ def _parse_text(output: str) -> WrkResult:
 
 
 def command(url: str, concurrency: int, duration_s: int, timeout_s: int,
-            cpu: int | None) -> list[str]:
+            cpu: int | str | None) -> list[str]:
     """The wrk command line: one thread (one core), `concurrency` connections. wrk reads
     durations as whole seconds."""
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(int(duration_s), 1)}s",
@@ -97,7 +97,7 @@ def command(url: str, concurrency: int, duration_s: int, timeout_s: int,
 
 
 def run(url: str, concurrency: int, duration_s: int, timeout_s: int,
-        cpu: int | None) -> WrkResult:
+        cpu: int | str | None) -> WrkResult:
     cmd = command(url, concurrency, duration_s, timeout_s, cpu)
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=duration_s + timeout_s + 30)

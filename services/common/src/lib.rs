@@ -17,6 +17,7 @@ mod middleware;
 pub mod panic;
 pub mod params;
 pub mod reporting;
+pub mod request_id;
 mod run;
 pub mod server;
 pub mod shed;

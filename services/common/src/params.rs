@@ -1,6 +1,10 @@
 //! Query parameters, validated one by one so a 400 names the parameter at fault. serde's
 //! query extractor says "invalid digit found in string" without saying where.
-use std::collections::HashMap;
+//!
+//! Parsed in place: `Params` keeps the request (a reference count, not a copy) and decodes a
+//! value only when a getter asks for it, borrowed unless it has escapes. The map of owned
+//! Strings it replaced cost a few allocations and a SipHash per parameter per request.
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
@@ -8,10 +12,22 @@ use futures_util::future::{Ready, ready};
 
 use crate::error::ApiError;
 
-/// The query string as name → value, consumed by typed getters. Unknown names are refused by
+/// Most parameters a query may have: every route takes a handful, and the checks below
+/// compare names pairwise.
+pub const MAX_PARAMS: usize = 32;
+
+/// The query string, consumed by typed getters. Unknown names are refused by
 /// [`Params::finish`], so a typo (`?mss=100`) is a 400 rather than a silent default.
 pub struct Params {
-    values: HashMap<String, String>,
+    req: HttpRequest,
+    /// Pairs in the query (at most [`MAX_PARAMS`]).
+    count: u32,
+    /// Bit i: the i-th pair was taken by a getter.
+    taken: u32,
+}
+
+fn pairs(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
 }
 
 impl FromRequest for Params {
@@ -19,33 +35,56 @@ impl FromRequest for Params {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string());
-        ready(match parsed {
-            Ok(pairs) => {
-                let mut values = HashMap::new();
-                let mut repeated = None;
-                for (k, v) in pairs {
-                    if values.insert(k.clone(), v).is_some() {
-                        repeated = Some(k);
-                    }
-                }
-                match repeated {
-                    Some(k) => Err(ApiError::bad(
-                        "query",
-                        format!("parameter `{}` is given more than once", clip(&k)),
-                    )),
-                    None => Ok(Params { values }),
-                }
-            }
-            Err(e) => Err(ApiError::bad(
-                "query",
-                format!("the query string is malformed: {e}"),
-            )),
-        })
+        ready(check(req.query_string()).map(|count| Params {
+            req: req.clone(),
+            count,
+            taken: 0,
+        }))
     }
 }
 
+/// At most [`MAX_PARAMS`] pairs, none named twice; returns how many there are.
+fn check(query: &str) -> Result<u32, ApiError> {
+    // The usual query, one pair or none: nothing to count twice or compare.
+    if !query.contains('&') {
+        return Ok(u32::from(!query.is_empty()));
+    }
+    let count = pairs(query).take(MAX_PARAMS + 1).count();
+    if count > MAX_PARAMS {
+        return Err(ApiError::bad(
+            "query",
+            format!("too many parameters (at most {MAX_PARAMS})"),
+        ));
+    }
+    // Pairwise: at most 32 × 31 / 2 comparisons, and none for the usual single parameter.
+    for (i, (name, _)) in pairs(query).enumerate().skip(1) {
+        if pairs(query).take(i).any(|(earlier, _)| earlier == name) {
+            return Err(ApiError::bad(
+                "query",
+                format!("parameter `{}` is given more than once", clip(&name)),
+            ));
+        }
+    }
+    Ok(count as u32)
+}
+
+/// The value of `name`, marking its pair as taken. Fields apart so the value may borrow
+/// the request while the mark is written.
+fn take<'q>(query: &'q str, taken: &mut u32, name: &str) -> Option<Cow<'q, str>> {
+    let (i, (_, value)) = pairs(query).enumerate().find(|(_, (k, _))| k == name)?;
+    *taken |= 1 << i;
+    Some(value)
+}
+
 impl Params {
+    fn take(&mut self, name: &str) -> Option<Cow<'_, str>> {
+        take(self.req.query_string(), &mut self.taken, name)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        pairs(self.req.query_string()).any(|(k, _)| k == name)
+    }
+
     /// An integer in `range`, or `default` when absent.
     pub fn int<T>(
         &mut self,
@@ -56,7 +95,7 @@ impl Params {
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
     {
-        let Some(raw) = self.values.remove(name) else {
+        let Some(raw) = self.take(name) else {
             return default.ok_or_else(|| ApiError::bad(name, format!("`{name}` is required")));
         };
         let out_of_range = || {
@@ -87,7 +126,7 @@ impl Params {
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
     {
-        if self.values.contains_key(name) {
+        if self.has(name) {
             self.int(name, None, range).map(Some)
         } else {
             Ok(None)
@@ -100,7 +139,7 @@ impl Params {
         name: &'static str,
         range: std::ops::RangeInclusive<f64>,
     ) -> Result<Option<f64>, ApiError> {
-        let Some(raw) = self.values.remove(name) else {
+        let Some(raw) = self.take(name) else {
             return Ok(None);
         };
         match raw.trim().parse::<f64>() {
@@ -124,7 +163,7 @@ impl Params {
         default: Option<&'static str>,
         choices: &[&'static str],
     ) -> Result<&'static str, ApiError> {
-        let Some(raw) = self.values.remove(name) else {
+        let Some(raw) = self.take(name) else {
             return default.ok_or_else(|| {
                 ApiError::bad(
                     name,
@@ -146,7 +185,18 @@ impl Params {
 
     /// Refuses parameters no getter asked for.
     pub fn finish(self) -> Result<(), ApiError> {
-        let mut unknown: Vec<_> = self.values.into_keys().collect();
+        // Each taken bit is a distinct pair: all taken, nothing unknown.
+        if self.taken.count_ones() == self.count {
+            return Ok(());
+        }
+        let mut unknown: Vec<_> = pairs(self.req.query_string())
+            .enumerate()
+            .filter(|(i, _)| self.taken & (1 << i) == 0)
+            .map(|(_, (k, _))| k)
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
         unknown.sort();
         let more = unknown.len().saturating_sub(MAX_ECHOED_NAMES);
         let mut unknown: Vec<String> = unknown
@@ -157,13 +207,10 @@ impl Params {
         if more > 0 {
             unknown.push(format!("and {more} more"));
         }
-        match unknown.first() {
-            None => Ok(()),
-            Some(_) => Err(ApiError::bad(
-                "query",
-                format!("unknown parameter(s): {}", unknown.join(", ")),
-            )),
-        }
+        Err(ApiError::bad(
+            "query",
+            format!("unknown parameter(s): {}", unknown.join(", ")),
+        ))
     }
 }
 
@@ -197,4 +244,81 @@ pub fn path_choice(
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn params(query: &str) -> Result<Params, ApiError> {
+        let req = TestRequest::with_uri(&format!("/x?{query}")).to_http_request();
+        Params::from_request(&req, &mut Payload::None).into_inner()
+    }
+
+    fn message(err: ApiError) -> String {
+        match err {
+            ApiError::BadRequest { param, message } => format!("{param}: {message}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn typed_getters_take_their_values_and_finish_refuses_the_rest() {
+        let mut p = params("ms=%2010&dist=normal&rate=0.5&zz=1&aa=2").expect("valid query");
+        assert_eq!(p.int("ms", None, 0..=100).ok(), Some(10));
+        assert_eq!(
+            p.choice("dist", None, &["normal", "pareto"]).ok(),
+            Some("normal")
+        );
+        assert_eq!(p.float("rate", 0.0..=1.0).ok(), Some(Some(0.5)));
+        assert_eq!(p.optional_int::<u32>("absent", 0..=1).ok(), Some(None));
+        assert_eq!(
+            message(p.finish().expect_err("two unknown")),
+            "query: unknown parameter(s): aa, zz"
+        );
+        assert!(
+            params("ms=1")
+                .and_then(|mut p| p.int("ms", None, 0..=1).map(|_| p))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        let mut p = params("ms=abc").expect("valid query");
+        assert_eq!(
+            message(p.int::<u64>("ms", None, 0..=10).expect_err("not a number")),
+            "ms: ms must be an integer between 0 and 10, got `abc`"
+        );
+        assert!(params("").and_then(Params::finish).is_ok());
+        assert_eq!(
+            message(
+                params("zz=1")
+                    .and_then(Params::finish)
+                    .expect_err("unknown")
+            ),
+            "query: unknown parameter(s): zz"
+        );
+        let mut p = params("").expect("empty query");
+        assert_eq!(
+            message(p.int::<u64>("ms", None, 0..=10).expect_err("missing")),
+            "ms: `ms` is required"
+        );
+    }
+
+    #[test]
+    fn repeated_and_too_many_parameters_are_refused() {
+        assert_eq!(
+            message(params("a=1&ms=1&ms=2").err().expect("repeated")),
+            "query: parameter `ms` is given more than once"
+        );
+        let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=1")).collect();
+        assert_eq!(
+            message(params(&many.join("&")).err().expect("too many")),
+            "query: too many parameters (at most 32)"
+        );
+        assert!(params(&many[..MAX_PARAMS].join("&")).is_ok());
+    }
 }

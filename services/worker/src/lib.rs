@@ -3,7 +3,9 @@
 //! ships sooner or later.
 mod config;
 mod cpu;
+mod report;
 pub mod routes;
+mod timestamp;
 mod work;
 
 pub use config::{Cli, Handling};

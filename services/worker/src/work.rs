@@ -1,17 +1,22 @@
 //! The work itself, by kind and handling mode, and the report every work response carries:
 //! where and when it ran (seed 002 printed thread_id and request_time for the same reason).
+//!
+//! The report is on every response, so it is built without allocating: what does not change
+//! per thread (its name, id, event-loop label) is cached in thread-locals and shared by
+//! reference count, the pid once per process, and the timestamps are formatted on the stack.
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use common::ApiError;
 use common::blocking::run_blocking;
 use common::upstream::Reply;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::Handling;
-use crate::cpu::{burn, thread_id};
+use crate::cpu::burn;
+use crate::report::{WorkReport, pid, this_event_loop, this_thread};
 use crate::routes::WorkerState;
+use crate::timestamp::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -42,8 +47,8 @@ impl Kind {
 
 /// Where the work ran and what it took.
 struct Execution {
-    thread: String,
-    thread_id: i64,
+    /// The `"thread"` and `"thread_id"` members of the report.
+    thread: Arc<str>,
     queued: Duration,
     took: Duration,
     backend: Option<Value>,
@@ -55,11 +60,7 @@ impl Execution {
         let start = Instant::now();
         let out = f();
         let exec = Self {
-            thread: std::thread::current()
-                .name()
-                .unwrap_or("unnamed")
-                .to_owned(),
-            thread_id: thread_id(),
+            thread: this_thread(),
             queued: Duration::ZERO,
             took: start.elapsed(),
             backend: None,
@@ -68,41 +69,13 @@ impl Execution {
     }
 }
 
-#[derive(Serialize)]
-pub(crate) struct WorkReport {
-    service: &'static str,
-    handling: &'static str,
-    kind: &'static str,
-    requested_ms: Option<u64>,
-    /// The thread the work ran on: an actix worker (event loop) or a blocking-pool thread.
-    thread: String,
-    thread_id: i64,
-    /// The actix worker (event loop) that accepted the request.
-    event_loop: String,
-    pid: u32,
-    queued_ms: f64,
-    service_ms: f64,
-    started_at: String,
-    finished_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backend: Option<Value>,
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 pub(crate) async fn perform(
     state: &WorkerState,
     kind: Kind,
     ms: Option<u64>,
 ) -> Result<WorkReport, ApiError> {
-    let started_at = Utc::now();
-    let event_loop = common::stall::current_worker_label();
+    let started_at = Timestamp::now();
+    let event_loop = this_event_loop();
     let wait = Duration::from_millis(ms.unwrap_or(0));
     let exec = match (kind, state.handling) {
         // The anti-pattern, on purpose and in both modes: a blocking sleep on the event loop.
@@ -151,20 +124,19 @@ pub(crate) async fn perform(
         }
     };
     state.instruments.record_work(kind.as_str(), exec.took);
-    let finished_at = Utc::now();
+    let finished_at = Timestamp::now();
     Ok(WorkReport {
         service: "worker",
         handling: state.handling.as_str(),
         kind: kind.as_str(),
         requested_ms: ms,
         thread: exec.thread,
-        thread_id: exec.thread_id,
         event_loop,
-        pid: std::process::id(),
-        queued_ms: millis(exec.queued),
-        service_ms: millis(exec.took),
-        started_at: timestamp(started_at),
-        finished_at: timestamp(finished_at),
+        pid: pid(),
+        queued: exec.queued,
+        took: exec.took,
+        started_at,
+        finished_at,
         backend: exec.backend,
     })
 }

@@ -17,5 +17,5 @@ pub(crate) async fn work(
         _ => Some(params.int("ms", None, 0..=state.max_ms)?),
     };
     params.finish()?;
-    Ok(HttpResponse::Ok().json(perform(&state, kind, ms).await?))
+    Ok(perform(&state, kind, ms).await?.into_response())
 }
