@@ -150,6 +150,79 @@ impl Prometheus {
         })
     }
 
+    /// The single number an instant query returns (a scalar, or a one-element vector);
+    /// None when it returns nothing.
+    pub fn value(&self, expr: &str) -> Result<Option<f64>, String> {
+        let result = self.query(expr)?;
+        let Some(first) = result.first() else {
+            return Ok(None);
+        };
+        if result.len() > 1 {
+            return Err(format!("{expr}: {} series, expected one", result.len()));
+        }
+        let pair = if first["value"].is_array() {
+            &first["value"]
+        } else {
+            first
+        };
+        pair[1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .ok_or_else(|| format!("{expr}: not a number: {first}"))
+    }
+
+    /// The largest value any series of `expr` takes from `start` to `end` (Unix seconds),
+    /// evaluated every `step` seconds as a graph panel would; None when it has no data.
+    pub fn max_over_range(
+        &self,
+        expr: &str,
+        start: f64,
+        end: f64,
+        step: f64,
+    ) -> Result<Option<f64>, String> {
+        let (start, end, step) = (format!("{start:.3}"), format!("{end:.3}"), step.to_string());
+        let data = self.api(
+            "/api/v1/query_range",
+            &[
+                ("query", expr),
+                ("start", &start),
+                ("end", &end),
+                ("step", &step),
+            ],
+        )?;
+        Ok(data["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|series| series["values"].as_array().cloned().unwrap_or_default())
+            .filter_map(|pair| pair[1].as_str().and_then(|v| v.parse::<f64>().ok()))
+            .reduce(f64::max))
+    }
+
+    /// Unix time (seconds) of the last scrape of `job` Prometheus has stored.
+    pub fn last_scrape(&self, job: &str) -> Option<f64> {
+        self.value(&format!("max(timestamp(up{{job={job:?}}}))"))
+            .ok()
+            .flatten()
+    }
+
+    /// Waits until Prometheus has stored a scrape of `job` that started after `after`
+    /// (Unix seconds) and returns its time: every sample of that scrape was taken later.
+    pub fn scrape_after(&self, job: &str, after: f64, limit: Duration) -> f64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(t) = self.last_scrape(job).filter(|&t| t > after) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no scrape of {job} after {after} within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The active alerts (pending and firing).
     pub fn alerts(&self) -> Vec<Value> {
         self.api("/api/v1/alerts", &[])
@@ -332,6 +405,14 @@ pub fn label_values(query: &str) -> Option<(String, String)> {
         .strip_suffix(')')?;
     let (selector, label) = inner.rsplit_once(',')?;
     Some((selector.trim().to_owned(), label.trim().to_owned()))
+}
+
+/// Now, as Unix seconds (Prometheus's time axis).
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Grafana's built-in variables as the tests set them: a 1 s scrape interval makes
