@@ -1,0 +1,48 @@
+//! What a stall report says about the request that blocked: built once per request by the
+//! guard middleware, owned by its [`super::PollTimed`], published in the worker's slot during
+//! each poll.
+use std::sync::Arc;
+
+use sentry::Hub;
+
+pub struct RequestContext {
+    pub(crate) method: String,
+    /// The route pattern, e.g. `/work/block`.
+    pub(crate) route: String,
+    /// Equal to the response's `x-request-id`.
+    pub(crate) request_id: String,
+    /// The request's Sentry hub (sentry-actix binds one per request): its scope holds the
+    /// request's transaction, hence the trace id, and the request data for the event.
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl RequestContext {
+    /// Call inside the request's service call, where sentry-actix has bound its hub.
+    pub fn new(method: &str, route: &str, request_id: &str) -> Arc<Self> {
+        Arc::new(Self {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            request_id: request_id.to_owned(),
+            hub: Hub::current(),
+        })
+    }
+
+    /// The trace the request belongs to: its transaction's, or the scope's propagation
+    /// context when it has no transaction (not sampled, or Sentry off).
+    pub(crate) fn trace(&self) -> Option<sentry::protocol::TraceContext> {
+        self.hub.configure_scope(|scope| {
+            if let Some(span) = scope.get_span() {
+                return Some(span.get_trace_context());
+            }
+            let (_, header) = scope.iter_trace_propagation_headers().next()?;
+            let mut parts = header.split('-');
+            let trace_id = parts.next()?.parse().ok()?;
+            let span_id = parts.next()?.parse().ok()?;
+            Some(sentry::protocol::TraceContext {
+                trace_id,
+                span_id,
+                ..Default::default()
+            })
+        })
+    }
+}
