@@ -633,7 +633,7 @@ fn every_panel_and_rule_works_on_live_data() {
                 .ok_or_else(|| format!("active alerts: {alerts:?}"))
         },
     );
-    assert_eq!(alert["labels"]["endpoint"], "/work/{kind}", "{alert}");
+    assert_eq!(alert["labels"]["endpoint"], "/work/block", "{alert}");
 
     // Every rule evaluates without error; every alert explains itself and links to its
     // runbook section.

@@ -9,7 +9,7 @@ use serde::Serialize;
 pub enum Classification {
     /// Running on a CPU: a busy loop, hashing, parsing, a long synchronous computation.
     Cpu,
-    /// Runnable but mostly waiting for a CPU: the machine is overloaded, not the code.
+    /// Runnable but mostly (over 80%) waiting for a CPU: the machine is overloaded, not the code.
     Starved,
     /// In nanosleep / clock_nanosleep: `std::thread::sleep` on the event loop.
     Sleep,
@@ -77,7 +77,8 @@ pub(crate) fn classify(tid: i32, before: Option<SchedStat>) -> Classification {
 fn decide(state: Option<char>, syscall: Option<i64>, delta: Option<SchedStat>) -> Classification {
     match state {
         Some('R') => match delta {
-            Some(d) if d.waiting_ns > d.on_cpu_ns => Classification::Starved,
+            // Under a fifth of the time on a CPU: the machine is the problem, not the code.
+            Some(d) if d.waiting_ns > 4 * d.on_cpu_ns => Classification::Starved,
             _ => Classification::Cpu,
         },
         Some('S' | 'D') => syscall.map_or(Classification::Unknown, by_syscall),

@@ -28,7 +28,9 @@ impl RequestContext {
     }
 
     /// The trace the request belongs to: its transaction's, or the scope's propagation
-    /// context when it has no transaction (not sampled, or Sentry off).
+    /// context when it has no transaction (not sampled, or Sentry off). Call it while the
+    /// request runs (sentry-actix removes the transaction from the scope at its end), and not
+    /// while its thread is parked (it may hold the hub's lock).
     pub(crate) fn trace(&self) -> Option<sentry::protocol::TraceContext> {
         self.hub.configure_scope(|scope| {
             if let Some(span) = scope.get_span() {

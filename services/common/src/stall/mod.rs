@@ -97,6 +97,8 @@ impl StallDetector {
                 tid: slot.map_or(0, |s| s.tid),
                 started_ns,
                 blocked: took,
+                // Rare (a stall with capture off or missed), and the transaction is still on.
+                trace: request.trace(),
                 request: request.clone(),
             });
         }
@@ -143,8 +145,12 @@ impl<F: Future> Future for PollTimed<F> {
         let guard = this.slot.map(|s| s.begin(started_ns, this.request));
         let out = this.inner.poll(cx);
         drop(guard);
-        this.detector
-            .observe(this.request, *this.slot, started, started.elapsed());
+        // A handler that panicked (caught below us, answered 500) held the loop in the
+        // panic hook: that is a panic, reported as one, not a blocked event loop.
+        if !this.slot.is_some_and(|s| s.take_panicked()) {
+            this.detector
+                .observe(this.request, *this.slot, started, started.elapsed());
+        }
         if out.is_ready() {
             victims::request_done(
                 *this.first_poll_ns,

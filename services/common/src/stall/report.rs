@@ -62,6 +62,8 @@ pub(crate) struct Capture {
     pub(crate) started_ns: u64,
     pub(crate) captured_ns: u64,
     pub(crate) request: Option<Arc<RequestContext>>,
+    /// Read by the watchdog just after the capture, while the request still runs.
+    pub(crate) trace: Option<sentry::protocol::TraceContext>,
     pub(crate) addresses: Vec<u64>,
     pub(crate) classification: Classification,
     pub(crate) outcome: CaptureOutcome,
@@ -71,6 +73,8 @@ pub(crate) struct Capture {
 pub(crate) struct Finished {
     pub(crate) worker: String,
     pub(crate) tid: i32,
+    /// Only when no capture told it (capture off): read on the worker as the poll ends.
+    pub(crate) trace: Option<sentry::protocol::TraceContext>,
     pub(crate) started_ns: u64,
     pub(crate) blocked: Duration,
     pub(crate) request: Arc<RequestContext>,
@@ -103,6 +107,9 @@ pub struct StallRecord {
     pub capture: CaptureOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture_error: Option<String>,
+    /// False while the stack is being symbolized (the first time in a process can take a
+    /// second or more in a debug build: it loads the debug info).
+    pub symbolized: bool,
     /// Innermost first: the blocking call, then its callers.
     pub frames: Vec<StackFrame>,
     #[serde(skip)]
@@ -136,6 +143,7 @@ impl StallRecord {
             classification: Classification::Unknown,
             capture: outcome,
             capture_error: None,
+            symbolized: false,
             frames: Vec::new(),
             started_ns,
             trace: None,
@@ -145,14 +153,18 @@ impl StallRecord {
         }
     }
 
-    fn set_request(&mut self, request: &Arc<RequestContext>) {
+    fn set_request(
+        &mut self,
+        request: &Arc<RequestContext>,
+        trace: Option<sentry::protocol::TraceContext>,
+    ) {
         if self.request.is_some() {
             return;
         }
         self.route = Some(request.route.clone());
         self.method = Some(request.method.clone());
         self.request_id = Some(request.request_id.clone());
-        self.trace = request.trace();
+        self.trace = trace;
         self.trace_id = self.trace.as_ref().map(|t| t.trace_id.to_string());
         self.request = Some(request.clone());
     }
@@ -206,6 +218,7 @@ impl StallMonitor {
         capture: Option<Duration>,
         report_interval: Duration,
     ) -> std::io::Result<Self> {
+        super::slot::mark_panics();
         let (tx, rx) = channel();
         let log: Arc<Mutex<StallLog>> = Arc::default();
         let settings = Settings {
@@ -264,7 +277,12 @@ impl Reporter {
     fn run(mut self, rx: Receiver<Message>) {
         // Parse the debug info now, not when the first stall is waiting to be shown.
         if self.settings.capture.is_some() {
+            let started = Instant::now();
             let _ = symbolize(&[warm_up as *const () as u64]);
+            tracing::info!(
+                warm_up_ms = ms(started.elapsed()),
+                "stall capture ready: debug info loaded for symbolization"
+            );
         }
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -320,22 +338,40 @@ impl Reporter {
     }
 
     fn captured(&mut self, c: Capture) {
-        // Symbolize before taking the lock: it may take a while.
-        let frames = symbolize(&c.addresses);
         let after_ms = ms(Duration::from_nanos(
             c.captured_ns.saturating_sub(c.started_ns),
         ));
         let routed = c.request.is_some();
+        // Shown at once (route, request, classification); the frames follow once symbolized.
         self.with_record(&c.worker, c.tid, c.started_ns, |r| {
             if let Some(request) = &c.request {
-                r.set_request(request);
+                r.set_request(request, c.trace);
             }
             r.classification = c.classification;
             r.capture = c.outcome;
             r.capture_error = c.error;
-            r.frames = frames;
             r.captured_after_ms = Some(after_ms);
             r.running_ms = r.running_ms.max(after_ms);
+        });
+        // Outside the lock: the first symbolization parses the debug info.
+        let started = Instant::now();
+        let frames = symbolize(&c.addresses);
+        tracing::debug!(
+            frames = frames.len(),
+            took_ms = ms(started.elapsed()),
+            "stall stack symbolized"
+        );
+        if frames.iter().any(|f| is_panic_machinery(&f.function)) {
+            // A handler panicking: the panic hook (backtrace, Sentry) holds the loop before
+            // unwinding. That is a panic, reported as one, not a blocked event loop.
+            self.lock()
+                .records
+                .retain(|r| !r.matches(&c.worker, c.started_ns));
+            return;
+        }
+        self.with_record(&c.worker, c.tid, c.started_ns, |r| {
+            r.frames = frames;
+            r.symbolized = true;
             r.captured = true;
             if r.blocked_ms.is_some() {
                 r.report_at = Some(Instant::now());
@@ -353,7 +389,7 @@ impl Reporter {
     fn finished(&mut self, f: Finished) {
         let capture_on = self.settings.capture.is_some();
         self.with_record(&f.worker, f.tid, f.started_ns, |r| {
-            r.set_request(&f.request);
+            r.set_request(&f.request, f.trace);
             r.blocked_ms = Some(ms(f.blocked));
             r.running_ms = ms(f.blocked);
             r.in_progress = false;
@@ -437,6 +473,18 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn warm_up() {}
+
+/// Frames of std's panic path, between a `panic!` and the unwinding.
+fn is_panic_machinery(function: &str) -> bool {
+    [
+        "panic_with_hook",
+        "begin_panic_handler",
+        "core::panicking::panic_fmt",
+        "std::panicking::begin_panic",
+    ]
+    .iter()
+    .any(|p| function.contains(p))
+}
 
 /// What `/debug/stalls` answers.
 #[derive(Serialize)]

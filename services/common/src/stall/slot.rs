@@ -2,7 +2,7 @@
 //! atomic stores, no syscall) and what the watchdog, the gauges and `/debug/stalls` read from
 //! other threads.
 use std::cell::Cell;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ pub(crate) struct WorkerSlot {
     poll_started: AtomicU64,
     /// The request whose poll is running; only valid while `poll_started` is not 0.
     context: AtomicPtr<RequestContext>,
+    /// Set by the panic hook on this thread: the running poll is panicking, not blocked.
+    panicking: AtomicBool,
     /// The largest lag the probe saw, per 5-second bucket over the last 30 s.
     lag: LagWindow,
 }
@@ -57,6 +59,18 @@ impl WorkerSlot {
             0 => Duration::ZERO,
             started => Duration::from_nanos(now_ns.saturating_sub(started)),
         }
+    }
+
+    /// Whether the poll that just ended panicked (and clears the mark): its time went to
+    /// the panic hook, not to a blocking call.
+    #[inline]
+    pub(crate) fn take_panicked(&self) -> bool {
+        // A plain load first: the swap's locked instruction only when a panic happened.
+        self.panicking.load(Ordering::Relaxed) && self.panicking.swap(false, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_panicking(&self) -> bool {
+        self.panicking.load(Ordering::Relaxed)
     }
 
     pub(crate) fn record_lag(&self, lag: Duration) {
@@ -137,11 +151,28 @@ pub(crate) fn register(worker: String) -> &'static WorkerSlot {
         stack_top: super::signal::stack_top(),
         poll_started: AtomicU64::new(0),
         context: AtomicPtr::new(std::ptr::null_mut()),
+        panicking: AtomicBool::new(false),
         lag: LagWindow::new(),
     }));
     CURRENT.with(|c| c.set(Some(slot)));
     SLOTS.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
     slot
+}
+
+/// Chains a panic hook that marks the panicking worker's slot, before the hooks installed
+/// earlier (Sentry's captures the panic, with a backtrace: long enough to look like a stall).
+/// Call once, after Sentry is initialised.
+pub(crate) fn mark_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(slot) = current() {
+                slot.panicking.store(true, Ordering::Relaxed);
+            }
+            previous(info);
+        }));
+    });
 }
 
 /// This worker thread's slot; `None` on threads that are not actix workers.

@@ -52,10 +52,10 @@ pub(crate) fn spawn(threshold: Duration, tx: Sender<Message>) -> std::io::Result
                         };
                     }
                     let age = now.saturating_sub(started_ns);
-                    if w.done {
+                    if w.done || slot.is_panicking() {
                         continue;
                     }
-                    if w.before.is_none() && age >= threshold_ns / 2 {
+                    if w.before.is_none() && age >= threshold_ns / 4 {
                         // A first look at its CPU time, to tell running from starved later.
                         w.before = schedstat(slot.tid);
                     }
@@ -93,6 +93,7 @@ fn capture(
         started_ns,
         captured_ns: now_ns(),
         request: None,
+        trace: None,
         addresses: Vec::new(),
         classification,
         outcome: CaptureOutcome::Unsupported,
@@ -137,6 +138,8 @@ fn capture(
             {
                 last_capture.insert(r.route.clone(), now);
             }
+            // Released now, and the request still runs: its transaction is in its scope.
+            capture.trace = request.as_ref().and_then(|r| r.trace());
             capture.request = request;
         }
         Err(e) => {
