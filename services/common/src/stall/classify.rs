@@ -159,8 +159,8 @@ mod tests {
 
     #[test]
     fn decides_from_state_syscall_and_run_queue_time() {
-        let sleep = libc::SYS_clock_nanosleep as i64;
-        let futex = libc::SYS_futex as i64;
+        let sleep: i64 = libc::SYS_clock_nanosleep;
+        let futex: i64 = libc::SYS_futex;
         assert_eq!(decide(Some('S'), Some(sleep), None), Classification::Sleep);
         assert_eq!(decide(Some('S'), Some(futex), None), Classification::Lock);
         assert_eq!(decide(Some('R'), None, None), Classification::Cpu);

@@ -216,7 +216,10 @@ pub(crate) struct Parked<'a> {
 impl Parked<'_> {
     /// One aligned word of the parked thread's stack, between its sp and the stack's top.
     pub(crate) fn read_stack(&self, addr: u64) -> Result<u64, ()> {
-        if addr % 8 != 0 || addr < self.sp || addr.checked_add(8).is_none_or(|end| end > self.top) {
+        if !addr.is_multiple_of(8)
+            || addr < self.sp
+            || addr.checked_add(8).is_none_or(|end| end > self.top)
+        {
             return Err(());
         }
         // SAFETY: [sp, top) is the in-use part of the parked thread's stack, mapped for as
