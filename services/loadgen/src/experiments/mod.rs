@@ -1,6 +1,7 @@
 //! `loadgen experiment`: each experiment runs against a running stack, prints what its seed
 //! predicts beside what was measured, and passes or fails within a stated tolerance.
 mod blocking;
+mod caught;
 mod check;
 mod cpu;
 mod exposition;
