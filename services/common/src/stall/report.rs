@@ -1,7 +1,7 @@
 //! The stall reporter: one plain thread that turns captures (from the watchdog) and finished
 //! long polls (from the workers) into stall records: symbolized, classified, kept in a ring
 //! for `/debug/stalls`, counted, logged once and sent to Sentry once per stall.
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -252,8 +252,13 @@ impl StallMonitor {
     }
 }
 
+/// At most one warning line per route per this long; the next says how many were skipped.
+const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
 struct Reporter {
     log: Arc<Mutex<StallLog>>,
+    /// Per route: the last warning line, and the stalls not logged since.
+    logged: HashMap<String, (Instant, u64)>,
     instruments: Instruments,
     settings: Settings,
     sentry: SentryStallReporter,
@@ -268,6 +273,7 @@ impl Reporter {
         );
         Self {
             log,
+            logged: HashMap::new(),
             instruments,
             settings,
             sentry,
@@ -450,6 +456,29 @@ impl Reporter {
                 ],
             );
         }
+        // A route that blocks on every request would otherwise write a line per request.
+        let now = Instant::now();
+        let suppressed = match self.logged.get_mut(&route) {
+            Some((at, skipped)) if now.duration_since(*at) < LOG_INTERVAL => {
+                *skipped += 1;
+                None
+            }
+            Some((at, skipped)) => {
+                *at = now;
+                Some(std::mem::take(skipped))
+            }
+            None => {
+                self.logged.insert(route.clone(), (now, 0));
+                Some(0)
+            }
+        };
+        if let Some(suppressed) = suppressed {
+            self.log_line(record, &route, suppressed);
+        }
+        self.sentry.report(record);
+    }
+
+    fn log_line(&self, record: &StallRecord, route: &str, suppressed: u64) {
         tracing::warn!(
             route = %route,
             worker = %record.worker,
@@ -460,9 +489,9 @@ impl Reporter {
             classification = record.classification.as_str(),
             capture = record.capture.as_str(),
             frames = %record.top_in_app(5).join(" <- "),
+            suppressed_since_last = suppressed,
             "event loop blocked: a handler held its worker's event loop"
         );
-        self.sentry.report(record);
     }
 }
 
