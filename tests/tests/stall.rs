@@ -497,3 +497,26 @@ fn spotlight_receives_one_event_loop_blocked_event_per_block() {
     let count = spotlight.items().iter().filter(|i| is_blocked(i)).count();
     assert_eq!(count, 1, "{:#?}", spotlight.items());
 }
+
+#[test]
+fn the_gateway_proxy_is_eight_routes_each_with_its_stall_series() {
+    let gw = start("gateway", &["--workers", "1"]);
+    let page = gw.metrics();
+    for handling in ["async", "threadpool"] {
+        for kind in ["io", "cpu", "call", "block"] {
+            let route = format!("/api/{handling}/work/{kind}");
+            assert_eq!(
+                sample(
+                    &page,
+                    "loopscope_event_loop_blocked_polls_total",
+                    &[("endpoint", &route), ("worker", "0")]
+                ),
+                Some(0.0),
+                "{route}\n{page}"
+            );
+        }
+    }
+    // Other values still answer 400 naming the valid ones.
+    let (status, body) = gw.get("/api/async/work/teleport?ms=1");
+    assert_eq!(status, 400, "{body}");
+}
