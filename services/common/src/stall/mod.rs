@@ -12,6 +12,8 @@
 //! - [`spawn_lag_probe`] runs a timer on each worker and records how late it wakes.
 mod classify;
 mod context;
+#[cfg(test)]
+mod cost;
 mod debug;
 mod report;
 mod routes;

@@ -122,6 +122,9 @@ pub struct StallRecord {
     report_at: Option<Instant>,
     #[serde(skip)]
     captured: bool,
+    /// Counted, logged and sent already: once per stall, whatever arrives later.
+    #[serde(skip)]
+    reported: bool,
 }
 
 impl StallRecord {
@@ -150,6 +153,7 @@ impl StallRecord {
             request: None,
             report_at: None,
             captured: false,
+            reported: false,
         }
     }
 
@@ -338,6 +342,7 @@ impl Reporter {
         }
         if let Some(mut old) = evicted
             && old.report_at.is_some()
+            && !old.reported
         {
             self.report(&mut old);
         }
@@ -418,9 +423,10 @@ impl Reporter {
             let mut log = self.lock();
             log.records
                 .iter_mut()
-                .filter(|r| r.report_at.is_some_and(|t| t <= now))
+                .filter(|r| !r.reported && r.report_at.is_some_and(|t| t <= now))
                 .map(|r| {
                     r.report_at = None;
+                    r.reported = true;
                     r.clone()
                 })
                 .collect()
@@ -433,6 +439,7 @@ impl Reporter {
     /// Once per stall: the counters, one warning log line, one Sentry event (rate-limited).
     fn report(&mut self, record: &mut StallRecord) {
         record.report_at = None;
+        record.reported = true;
         if record.in_progress {
             record.running_ms = ms(Duration::from_nanos(
                 now_ns().saturating_sub(record.started_ns),

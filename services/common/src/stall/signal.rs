@@ -327,16 +327,24 @@ pub(crate) fn with_parked_thread<R>(
         }
         std::thread::sleep(Duration::from_micros(20));
     }
-    let _release = Release(seq);
-    let [pc, sp, fp, lr] = [0, 1, 2, 3].map(|i| REGS[i].load(Ordering::Relaxed));
-    Ok(held(&Parked {
-        pc,
-        sp,
-        fp,
-        lr,
-        top,
-        slot,
-    }))
+    let out = {
+        let _release = Release(seq);
+        let [pc, sp, fp, lr] = [0, 1, 2, 3].map(|i| REGS[i].load(Ordering::Relaxed));
+        held(&Parked {
+            pc,
+            sp,
+            fp,
+            lr,
+            top,
+            slot,
+        })
+    };
+    // Let the handler return (RELEASED -> IDLE) before the next capture may start.
+    let deadline = Instant::now() + wait;
+    while STATE.load(Ordering::Acquire) == tag(seq, RELEASED) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(20));
+    }
+    Ok(out)
 }
 
 /// A loaded ELF object's unwind data, copied out of its mapped segments.
