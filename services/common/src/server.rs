@@ -146,6 +146,11 @@ impl Application {
                         .finish(),
                 ))
         })
+        .on_connect(move |conn, ext| {
+            if stall_on {
+                crate::stall::on_connect(conn, ext);
+            }
+        })
         .workers(workers)
         .worker_max_blocking_threads(usize::from(args.blocking_threads))
         .disable_signals()

@@ -14,16 +14,37 @@ pub struct RequestContext {
     /// The request's Sentry hub (sentry-actix binds one per request): its scope holds the
     /// request's transaction, hence the trace id, and the request data for the event.
     pub(crate) hub: Arc<Hub>,
+    /// Its connection's socket, to ask the kernel how long the request waited in it.
+    pub(crate) socket: Option<std::os::fd::RawFd>,
+}
+
+/// The socket of a connection, put in its extensions by [`on_connect`].
+#[derive(Clone, Copy)]
+pub struct ConnSocket(std::os::fd::RawFd);
+
+/// `HttpServer::on_connect`: remembers each TCP connection's socket (no syscall), so that a
+/// request read right after a stall can tell how long it sat in the socket behind it.
+pub fn on_connect(connection: &dyn std::any::Any, extensions: &mut actix_web::dev::Extensions) {
+    use std::os::fd::AsRawFd;
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        extensions.insert(ConnSocket(stream.as_raw_fd()));
+    }
 }
 
 impl RequestContext {
     /// Call inside the request's service call, where sentry-actix has bound its hub.
-    pub fn new(method: &str, route: &str, request_id: &str) -> Arc<Self> {
+    pub fn new(
+        method: &str,
+        route: &str,
+        request_id: &str,
+        socket: Option<&ConnSocket>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             method: method.to_owned(),
             route: route.to_owned(),
             request_id: request_id.to_owned(),
             hub: Hub::current(),
+            socket: socket.map(|s| s.0),
         })
     }
 

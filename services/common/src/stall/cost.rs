@@ -75,7 +75,7 @@ fn poll_timer_cost() {
         let t = Instant::now();
         for _ in 0..N {
             let request =
-                RequestContext::new("GET", "/work/io", "0123456789abcdef0123456789abcdef");
+                RequestContext::new("GET", "/work/io", "0123456789abcdef0123456789abcdef", None);
             black_box(drive(PollTimed::new(
                 Polls(POLLS),
                 request,

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::KeyValue;
 
 pub use classify::Classification;
-pub use context::RequestContext;
+pub use context::{ConnSocket, RequestContext, on_connect};
 pub use debug::debug_stalls;
 pub use report::{CaptureOutcome, StallMonitor, StallRecord};
 pub use routes::{declare_route, precreate_series};
@@ -142,6 +142,8 @@ impl<F: Future> Future for PollTimed<F> {
         let started_ns = slot::ns_since_start(started);
         if *this.first_poll_ns == 0 {
             *this.first_poll_ns = started_ns;
+            // Read right after a stall of this loop? Then it may have waited behind it.
+            victims::first_poll(started_ns, this.request, &this.detector.instruments);
         }
         // The guard clears the slot when the poll returns or unwinds (a panic is no stall).
         let guard = this.slot.map(|s| s.begin(started_ns, this.request));

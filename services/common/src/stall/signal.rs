@@ -452,3 +452,23 @@ fn eh_frame_svma(hdr_svma: u64, hdr: &[u8]) -> Option<u64> {
     let offset = i32::from_le_bytes(hdr[4..8].try_into().ok()?);
     (hdr_svma + 4).checked_add_signed(offset.into())
 }
+
+/// How long ago the kernel last received data on this TCP socket (`tcpi_last_data_recv`,
+/// millisecond resolution): for a request read just now, how long its bytes waited.
+pub(crate) fn tcp_last_data_received(fd: std::os::fd::RawFd) -> Option<Duration> {
+    // SAFETY: `info` is a plain C struct the kernel fills (zeroed first); `len` says its size.
+    // A closed or reused fd only makes getsockopt fail or describe another socket: no UB.
+    let (rc, info) = unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast::<libc::c_void>(),
+            &mut len,
+        );
+        (rc, info)
+    };
+    (rc == 0).then(|| Duration::from_millis(info.tcpi_last_data_recv.into()))
+}
