@@ -40,6 +40,10 @@ impl WorkerSlot {
     /// Called at the start of every poll: publish the context, then the start time.
     #[inline]
     pub(crate) fn begin(&self, started_ns: u64, context: &Arc<RequestContext>) -> PollGuard<'_> {
+        // A panic outside any handler poll (a spawned task) must not excuse this one.
+        if self.panicking.load(Ordering::Relaxed) {
+            self.panicking.store(false, Ordering::Relaxed);
+        }
         self.context
             .store(Arc::as_ptr(context).cast_mut(), Ordering::Relaxed);
         // Release: whoever reads this start time also sees the context stored above.
