@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/tools/spotlight/node_modules/.bin:$(PATH)
 SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 
 # Test suites `make test` runs; add later ones (test-helm, test-dashboards, ...) here.
-TEST_TARGETS := test-rust test-bench test-chart test-rules
+TEST_TARGETS := test-rust test-bench test-chart test-rules test-api
 
 # `make bench`: its Python (FastAPI for the seeds' stack) lives in a venv of its own.
 PYTHON ?= python3
@@ -152,6 +152,18 @@ test-rules: prometheus ## promtool: check the rules and the local config, run th
 	promtool check rules $(RULES)
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules $(RULE_TESTS)
+
+# schemathesis (tests/api/requirements.txt) in a venv of its own.
+API_VENV := .venv-api
+
+.PHONY: test-api
+test-api: build $(API_VENV)/.installed ## Every route fuzzed against docs/openapi.yaml (schemathesis on the real binaries, ~1 min)
+	PYTHONDONTWRITEBYTECODE=1 $(API_VENV)/bin/python tests/api/fuzz.py
+
+$(API_VENV)/.installed: tests/api/requirements.txt
+	$(PYTHON) -m venv $(API_VENV)
+	$(API_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/api/requirements.txt
+	touch $@
 
 .PHONY: test-bench
 test-bench: ## The bench harness's own logic (parsing, Little's law, tables, the report); no load

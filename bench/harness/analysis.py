@@ -8,7 +8,7 @@ LAYERS = ("sentry", "access-log", "http-metrics", "in-flight", "stall")
 LAYER_NAMES = {
     "sentry": "Sentry middleware (hub, transaction, request context)",
     "access-log": "tracing-actix-web (request span, request id, access log line)",
-    "http-metrics": "actix-web-prom (request counter, duration histogram)",
+    "http-metrics": "HTTP metrics middleware (request counter, duration histogram)",
     "in-flight": "OpenTelemetry in-flight gauge",
     "stall": "stall detector (every poll timed) and lag probe",
 }

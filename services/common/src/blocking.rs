@@ -1,9 +1,22 @@
-//! The blocking pool, measured: how long a job waited for a thread, how many are in flight.
+//! The blocking pool, measured and bounded: how long a job waited for a thread, how many are
+//! in flight, and a queue that sheds instead of growing forever.
+//!
 //! actix gives each worker its own tokio runtime and so its own blocking pool, capped by
-//! `--blocking-threads`; `web::block` queues once every thread of it is busy.
+//! `--blocking-threads`; `web::block` queues once every thread of it is busy, without bound:
+//! with one pool thread and 300 clients a fresh request waited 12 s, and the jobs of the 242
+//! clients that had given up still ran. Now each event loop admits at most
+//! `--blocking-threads` + `--blocking-queue` jobs to its pool; past that a 503 with
+//! `Retry-After`. A job whose request is gone (client disconnected, timed out) before a thread
+//! picks it up is skipped. Both are counted in `loopscope_blocking_shed_total{reason}`.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use opentelemetry::KeyValue;
+
+use crate::error::ApiError;
 use crate::metrics::Instruments;
+use crate::shed::Overloaded;
 
 /// What a blocking job returned, and how long it waited for a pool thread first.
 pub struct Blocked<R> {
@@ -11,18 +24,98 @@ pub struct Blocked<R> {
     pub queued: Duration,
 }
 
-/// The pool is gone: only while the worker shuts down.
 #[derive(Debug, thiserror::Error)]
-#[error("the blocking pool is shutting down")]
-pub struct PoolClosed;
+pub enum BlockingError {
+    /// The pool is gone: only while the worker shuts down.
+    #[error("the blocking pool is shutting down")]
+    Closed,
+    #[error(transparent)]
+    QueueFull(Overloaded),
+}
+
+impl From<BlockingError> for ApiError {
+    fn from(e: BlockingError) -> Self {
+        match e {
+            BlockingError::Closed => ApiError::ShuttingDown,
+            BlockingError::QueueFull(o) => ApiError::Overloaded(o),
+        }
+    }
+}
+
+/// Jobs each event loop may have in its pool: running plus waiting.
+#[derive(Clone, Copy, Debug)]
+struct Limit {
+    threads: usize,
+    queue: usize,
+}
+
+/// Set once by the server from its flags; unset (a library user, a unit test) means unbounded.
+static LIMIT: OnceLock<Limit> = OnceLock::new();
+
+pub(crate) fn configure(threads: usize, queue: usize) {
+    let _ = LIMIT.set(Limit { threads, queue });
+}
+
+thread_local! {
+    /// Jobs this event loop has in its own pool (running or waiting), shared with the jobs.
+    static IN_POOL: Arc<AtomicUsize> = Arc::default();
+}
+
+/// Releases a pool place when the job ends, or is dropped unstarted (the pool closed).
+struct Place(Arc<AtomicUsize>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks the job abandoned if the request stops waiting for it before it is done.
+struct Waiting {
+    abandoned: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.done {
+            self.abandoned.store(true, Ordering::Release);
+        }
+    }
+}
+
+pub const SHED_QUEUE_FULL: &str = "queue_full";
+pub const SHED_ABANDONED: &str = "abandoned";
 
 /// Runs `job` on the blocking pool. The request's Sentry hub goes with it, so an error or a
 /// span recorded inside belongs to the request that asked for it.
-pub async fn run_blocking<R, F>(instruments: &Instruments, job: F) -> Result<Blocked<R>, PoolClosed>
+pub async fn run_blocking<R, F>(
+    instruments: &Instruments,
+    job: F,
+) -> Result<Blocked<R>, BlockingError>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
+    let in_pool = IN_POOL.with(Arc::clone);
+    let limit = LIMIT.get().copied();
+    let capacity = limit.map_or(usize::MAX, |l| l.threads.saturating_add(l.queue));
+    if in_pool.fetch_add(1, Ordering::AcqRel) >= capacity {
+        in_pool.fetch_sub(1, Ordering::AcqRel);
+        instruments
+            .blocking_shed
+            .add(1, &[KeyValue::new("reason", SHED_QUEUE_FULL)]);
+        let queue = limit.map_or(0, |l| l.queue);
+        return Err(BlockingError::QueueFull(Overloaded {
+            code: "pool_queue_full",
+            message: format!(
+                "the blocking pool is busy and its queue of {queue} jobs is full (--blocking-queue); retry later"
+            ),
+            retry_after: Duration::from_secs(1),
+        }));
+    }
+    let place = Place(in_pool);
+
     let submitted = Instant::now();
     let hub = sentry::Hub::current();
     let in_flight = instruments.blocking_in_flight.clone();
@@ -30,12 +123,26 @@ where
     // Decrement even when the request is dropped while the job waits.
     let _done = crate::defer::defer(move || in_flight.add(-1, &[]));
     let wait = instruments.blocking_queue_wait.clone();
-    actix_web::web::block(move || {
+    let shed = instruments.blocking_shed.clone();
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let mut waiting = Waiting {
+        abandoned: abandoned.clone(),
+        done: false,
+    };
+    let result = actix_web::web::block(move || {
+        let _place = place;
+        if abandoned.load(Ordering::Acquire) {
+            // Nobody waits for the answer: the thread goes to a job somebody does.
+            shed.add(1, &[KeyValue::new("reason", SHED_ABANDONED)]);
+            return None;
+        }
         let queued = submitted.elapsed();
         wait.record(queued.as_secs_f64(), &[]);
         let value = sentry::Hub::run(hub, job);
-        Blocked { value, queued }
+        Some(Blocked { value, queued })
     })
-    .await
-    .map_err(|_| PoolClosed)
+    .await;
+    waiting.done = true;
+    // `None` only when abandoned, which cannot be seen by the request that abandoned it.
+    result.ok().flatten().ok_or(BlockingError::Closed)
 }

@@ -33,6 +33,11 @@ pub struct ServerArgs {
     #[arg(long, env = "LOOPSCOPE_BLOCKING_THREADS", default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub blocking_threads: u16,
 
+    /// Jobs that may wait for a blocking-pool thread, per actix worker; past it a 503 with
+    /// `Retry-After`. The default drains in a few job lengths with the default 40 threads.
+    #[arg(long, env = "LOOPSCOPE_BLOCKING_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub blocking_queue: u32,
+
     /// A single poll of a handler longer than this is a blocked event loop.
     #[arg(long, env = "LOOPSCOPE_STALL_THRESHOLD_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub stall_threshold_ms: u64,
@@ -50,6 +55,15 @@ pub struct ServerArgs {
     /// Longest `ms` any request may ask for; larger values get a 400.
     #[arg(long, env = "LOOPSCOPE_MAX_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub max_ms: u64,
+
+    /// How long a client has to send a request's head after connecting (slowloris guard).
+    /// actix dates this deadline from a clock that the event loop itself updates: a request
+    /// that queued behind a stall longer than this gets an empty 408 that no metric or log
+    /// sees. actix's 5 s default did exactly that to every request behind a 6 s block; 30 s
+    /// covers the stalls this lab makes through the gateway and stays under nginx's 60 s.
+    /// 0 disables it.
+    #[arg(long, env = "LOOPSCOPE_CLIENT_REQUEST_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub client_request_timeout_ms: u64,
 
     /// On SIGTERM, how long in-flight requests get to finish before connections are closed.
     #[arg(long, env = "LOOPSCOPE_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -85,7 +99,7 @@ pub enum Layer {
     Sentry,
     /// The access-log event of each request.
     AccessLog,
-    /// actix-web-prom: the request counter and the duration histogram.
+    /// The HTTP metrics middleware: the request counter and the duration histogram.
     HttpMetrics,
     /// The OpenTelemetry in-flight gauge.
     InFlight,
@@ -159,6 +173,19 @@ impl ServerArgs {
         !self.disable_layers.contains(&layer)
     }
 
+    /// Every layer by its flag name, and whether `--disable-layers` switched it off.
+    pub fn layer_states(&self) -> Vec<(String, bool)> {
+        Layer::value_variants()
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l.to_possible_value()?.get_name().to_owned(),
+                    !self.layer_on(*l),
+                ))
+            })
+            .collect()
+    }
+
     pub fn stall_threshold(&self) -> Duration {
         Duration::from_millis(self.stall_threshold_ms)
     }
@@ -166,6 +193,10 @@ impl ServerArgs {
     /// `None` when stall capture is off (`--stall-capture-ms 0`).
     pub fn stall_capture(&self) -> Option<Duration> {
         (self.stall_capture_ms > 0).then(|| Duration::from_millis(self.stall_capture_ms))
+    }
+
+    pub fn client_request_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_request_timeout_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

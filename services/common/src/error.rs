@@ -25,6 +25,9 @@ pub enum ApiError {
     Injected(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Too much work accepted already (a full blocking-pool queue): 503 with `Retry-After`.
+    #[error(transparent)]
+    Overloaded(crate::shed::Overloaded),
 }
 
 #[derive(Serialize)]
@@ -56,6 +59,7 @@ impl ApiError {
             Self::Upstream(_) => "upstream_unavailable",
             Self::Injected(_) => "injected_fault",
             Self::ShuttingDown => "shutting_down",
+            Self::Overloaded(o) => o.code,
         }
     }
 }
@@ -68,11 +72,14 @@ impl ResponseError for ApiError {
             Self::Upstream(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Injected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Overloaded(o) = self {
+            return o.error_response();
+        }
         let param = match self {
             Self::BadRequest { param, .. } => Some(*param),
             _ => None,

@@ -31,6 +31,65 @@ pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     }
 }
 
+/// A GET of the app port's /healthz, for the admin port's /readyz: the admin server runs on
+/// a thread of its own, so without it a hung app port (every event loop blocked, say on a
+/// log write) would still be reported ready.
+#[derive(Clone)]
+pub struct AppProbe {
+    url: String,
+    client: reqwest::Client,
+}
+
+/// How long the app port gets to answer the readiness probe.
+const APP_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl AppProbe {
+    pub fn new(app: std::net::SocketAddr) -> Result<Self, reqwest::Error> {
+        // A wildcard bind (0.0.0.0 in a container) is reached on loopback.
+        let mut addr = app;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let client = reqwest::Client::builder()
+            .timeout(APP_PROBE_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            url: format!("http://{addr}/healthz"),
+            client,
+        })
+    }
+
+    async fn answers(&self) -> bool {
+        self.client
+            .get(&self.url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+}
+
+/// The admin port's /readyz: ready only while not draining and the app port answers.
+pub async fn admin_readyz(
+    readiness: web::Data<Readiness>,
+    probe: web::Data<AppProbe>,
+) -> HttpResponse {
+    if !readiness.is_ready() {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
+    }
+    if probe.answers().await {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unresponsive",
+            "message": format!("the app port did not answer /healthz within {} ms", APP_PROBE_TIMEOUT.as_millis()),
+        }))
+    }
+}
+
 /// The probe routes, shared by the app and the admin server.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))

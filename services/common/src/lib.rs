@@ -19,6 +19,7 @@ pub mod params;
 pub mod reporting;
 mod run;
 pub mod server;
+pub mod shed;
 pub mod shutdown;
 pub mod stall;
 pub mod upstream;

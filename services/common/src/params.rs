@@ -32,7 +32,7 @@ impl FromRequest for Params {
                 match repeated {
                     Some(k) => Err(ApiError::bad(
                         "query",
-                        format!("parameter `{k}` is given more than once"),
+                        format!("parameter `{}` is given more than once", clip(&k)),
                     )),
                     None => Ok(Params { values }),
                 }
@@ -63,9 +63,10 @@ impl Params {
             ApiError::bad(
                 name,
                 format!(
-                    "{name} must be an integer between {} and {}, got `{raw}`",
+                    "{name} must be an integer between {} and {}, got `{}`",
                     range.start(),
-                    range.end()
+                    range.end(),
+                    clip(&raw)
                 ),
             )
         };
@@ -107,9 +108,10 @@ impl Params {
             _ => Err(ApiError::bad(
                 name,
                 format!(
-                    "{name} must be a number between {} and {}, got `{raw}`",
+                    "{name} must be a number between {} and {}, got `{}`",
                     range.start(),
-                    range.end()
+                    range.end(),
+                    clip(&raw)
                 ),
             )),
         }
@@ -133,7 +135,11 @@ impl Params {
         choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
             ApiError::bad(
                 name,
-                format!("{name} must be one of {}, got `{raw}`", choices.join(", ")),
+                format!(
+                    "{name} must be one of {}, got `{}`",
+                    choices.join(", "),
+                    clip(&raw)
+                ),
             )
         })
     }
@@ -142,6 +148,15 @@ impl Params {
     pub fn finish(self) -> Result<(), ApiError> {
         let mut unknown: Vec<_> = self.values.into_keys().collect();
         unknown.sort();
+        let more = unknown.len().saturating_sub(MAX_ECHOED_NAMES);
+        let mut unknown: Vec<String> = unknown
+            .iter()
+            .take(MAX_ECHOED_NAMES)
+            .map(|k| clip(k))
+            .collect();
+        if more > 0 {
+            unknown.push(format!("and {more} more"));
+        }
         match unknown.first() {
             None => Ok(()),
             Some(_) => Err(ApiError::bad(
@@ -149,6 +164,20 @@ impl Params {
                 format!("unknown parameter(s): {}", unknown.join(", ")),
             )),
         }
+    }
+}
+
+/// Longest piece of client input echoed in an error body or log line, in characters.
+const MAX_ECHO_CHARS: usize = 64;
+/// Most unknown parameter names listed in one error.
+const MAX_ECHOED_NAMES: usize = 5;
+
+/// Client input as echoed back: at most [`MAX_ECHO_CHARS`] characters, so a 60 KB value does
+/// not become a 60 KB error body and log line.
+pub fn clip(raw: &str) -> String {
+    match raw.char_indices().nth(MAX_ECHO_CHARS) {
+        None => raw.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &raw[..cut], raw.len()),
     }
 }
 
@@ -161,7 +190,11 @@ pub fn path_choice(
     choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
         ApiError::bad(
             name,
-            format!("{name} must be one of {}, got `{raw}`", choices.join(", ")),
+            format!(
+                "{name} must be one of {}, got `{}`",
+                choices.join(", "),
+                clip(raw)
+            ),
         )
     })
 }

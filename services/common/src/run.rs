@@ -16,7 +16,8 @@ where
     F: FnOnce(&Telemetry) -> Result<C, String>,
     C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
-    logging::init(args.log_format);
+    // Held to the end: dropping it flushes the log lines still queued.
+    let _log_writer = logging::init(args.log_format);
     let sentry = reporting::init(&service, &args.sentry);
     let result = Telemetry::new(&service)
         .map_err(|e| e.to_string())

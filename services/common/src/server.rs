@@ -40,9 +40,17 @@ fn bind(what: &str, host: &str, port: u16, flag: &str) -> io::Result<TcpListener
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
+        method: crate::params::clip(req.method().as_str()),
+        path: crate::params::clip(req.path()),
     })
+}
+
+/// The API description (docs/openapi.yaml), compiled in so the binary serves what it was
+/// built with.
+async fn openapi() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(include_str!("../openapi.yaml"))
 }
 
 impl Application {
@@ -73,7 +81,24 @@ impl Application {
 
         let workers = args.workers();
         let instruments = telemetry.instruments.clone();
+        let layers = args.layer_states();
+        let disabled: Vec<&str> = layers
+            .iter()
+            .filter(|(_, off)| *off)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !disabled.is_empty() {
+            tracing::warn!(
+                layers = %disabled.join(","),
+                "instrumentation layers disabled by --disable-layers: what they measure is missing; benchmarks only"
+            );
+        }
+        instruments.layers(layers.clone());
         instruments.server_workers.record(workers as u64, &[]);
+        crate::blocking::configure(
+            usize::from(args.blocking_threads),
+            args.blocking_queue as usize,
+        );
         instruments
             .blocking_threads_max
             .record(workers as u64 * u64::from(args.blocking_threads), &[]);
@@ -155,15 +180,23 @@ impl Application {
         .worker_max_blocking_threads(usize::from(args.blocking_threads))
         .disable_signals()
         .shutdown_timeout(args.shutdown_grace_secs)
+        // actix dates this deadline from a clock its event loop updates: after a stall the
+        // clock is stale and requests that waited behind it get an empty 408 (see the flag).
+        .client_request_timeout(args.client_request_timeout())
+        // A client that closes its connection has given up: drop its handler (and so its
+        // queued pool job, see blocking.rs) instead of finishing work nobody will read.
+        .h1_allow_half_closed(false)
         .listen(app_listener)?
         .run();
 
         let admin = admin_listener
             .map(|listener| {
+                let probe = health::AppProbe::new(app_addr).map_err(io::Error::other)?;
                 AdminServer::start(
                     listener,
                     telemetry.registry.clone(),
                     readiness.clone(),
+                    probe,
                     monitor.clone(),
                 )
             })
@@ -240,6 +273,7 @@ impl AdminServer {
         listener: TcpListener,
         registry: prometheus::Registry,
         readiness: Readiness,
+        probe: health::AppProbe,
         stalls: Option<StallMonitor>,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
@@ -251,6 +285,7 @@ impl AdminServer {
                     let registry = web::Data::new(registry);
                     let ready = web::Data::new(readiness);
                     let stalls = stalls.map(web::Data::new);
+                    let probe = web::Data::new(probe);
                     let server = HttpServer::new(move || {
                         let mut app = App::new();
                         if let Some(stalls) = &stalls {
@@ -258,9 +293,13 @@ impl AdminServer {
                         }
                         app.app_data(registry.clone())
                             .app_data(ready.clone())
+                            .app_data(probe.clone())
+                            .route("/healthz", web::get().to(health::healthz))
+                            .route("/readyz", web::get().to(health::admin_readyz))
                             .route("/debug/stalls", web::get().to(debug_stalls))
-                            .configure(health::routes)
                             .route("/metrics", web::get().to(metrics_handler))
+                            .route("/openapi.yaml", web::get().to(openapi))
+                            .default_service(web::to(not_found))
                     })
                     .workers(1)
                     .disable_signals()

@@ -1,9 +1,15 @@
 //! n calls, sequentially, all at once, or at most k in flight: seed 003's gevent
-//! `Pool(k)`, as a semaphore. Each call keeps its index and its own outcome.
+//! `Pool(k)`, as a semaphore. Each call keeps its index and its own outcome. The whole
+//! fan-out has a deadline: without one, a sequential fan-out against a hanging worker took
+//! n x the upstream timeout (50 minutes on defaults). At the deadline the calls still
+//! running are dropped (their connections close) and reported unfinished.
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -20,8 +26,9 @@ pub(crate) enum Mode {
 #[derive(Serialize)]
 pub(crate) struct CallResult {
     pub index: usize,
-    /// When the call was sent, from the start of the fan-out.
-    pub sent_at_ms: f64,
+    /// When the call was sent, from the start of the fan-out; absent if it never was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at_ms: Option<f64>,
     pub elapsed_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -53,7 +60,7 @@ async fn one(
     match outcome {
         Ok(reply) => CallResult {
             index,
-            sent_at_ms: ms(sent_at),
+            sent_at_ms: Some(ms(sent_at)),
             elapsed_ms: ms(elapsed),
             status: Some(reply.status),
             thread_id: reply.body.get("thread_id").cloned(),
@@ -62,7 +69,7 @@ async fn one(
         },
         Err(e) => CallResult {
             index,
-            sent_at_ms: ms(sent_at),
+            sent_at_ms: Some(ms(sent_at)),
             elapsed_ms: ms(elapsed),
             status: match &e {
                 UpstreamError::Failed { status, .. } | UpstreamError::BadBody { status, .. } => {
@@ -77,34 +84,75 @@ async fn one(
     }
 }
 
+impl CallResult {
+    /// A call the deadline cut: still running, or never started.
+    fn unfinished(index: usize, upstream: &Upstream, deadline: Duration) -> Self {
+        Self {
+            index,
+            sent_at_ms: None,
+            elapsed_ms: ms(deadline),
+            status: None,
+            thread_id: None,
+            error: Some(format!(
+                "not finished within the fan-out deadline of {} ms",
+                deadline.as_millis()
+            )),
+            failure: Some(UpstreamError::Timeout {
+                upstream: upstream.name,
+                timeout_ms: deadline.as_millis() as u64,
+            }),
+        }
+    }
+}
+
+type Call<'a> = Pin<Box<dyn Future<Output = CallResult> + 'a>>;
+
+/// Runs the fan-out until every call finished or `deadline` passed; results in index order.
 pub(crate) async fn run(
     mode: Mode,
     n: usize,
     upstream: &Upstream,
     client: &reqwest::Client,
     path: &str,
+    deadline: Duration,
 ) -> Vec<CallResult> {
     let start = Instant::now();
-    match mode {
-        Mode::Sequential => {
-            let mut out = Vec::with_capacity(n);
-            for i in 0..n {
-                out.push(one(i, start, upstream, client, path).await);
-            }
-            out
-        }
-        Mode::Concurrent => join_all((0..n).map(|i| one(i, start, upstream, client, path))).await,
-        Mode::Limited(k) => {
-            let pool = Arc::new(Semaphore::new(k));
-            join_all((0..n).map(|i| {
-                let pool = pool.clone();
-                async move {
-                    // The semaphore is never closed, so acquire cannot fail.
-                    let _slot = pool.acquire().await.ok();
-                    one(i, start, upstream, client, path).await
+    let mut slots: Vec<Option<CallResult>> = (0..n).map(|_| None).collect();
+    let collect = async {
+        match mode {
+            Mode::Sequential => {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    *slot = Some(one(i, start, upstream, client, path).await);
                 }
-            }))
-            .await
+            }
+            Mode::Concurrent | Mode::Limited(_) => {
+                let k = match mode {
+                    Mode::Limited(k) => k,
+                    _ => n.max(1),
+                };
+                let pool = Arc::new(Semaphore::new(k));
+                let mut calls: FuturesUnordered<Call<'_>> = (0..n)
+                    .map(|i| {
+                        let pool = pool.clone();
+                        Box::pin(async move {
+                            // The semaphore is never closed, so acquire cannot fail.
+                            let _slot = pool.acquire().await.ok();
+                            one(i, start, upstream, client, path).await
+                        }) as Call<'_>
+                    })
+                    .collect();
+                while let Some(result) = calls.next().await {
+                    let index = result.index;
+                    slots[index] = Some(result);
+                }
+            }
         }
-    }
+    };
+    // Timed out or not, every slot filled so far is kept.
+    let _ = tokio::time::timeout(deadline, collect).await;
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|| CallResult::unfinished(i, upstream, deadline)))
+        .collect()
 }

@@ -7,6 +7,7 @@ use common::{ApiError, Params, Telemetry, get};
 use serde_json::json;
 
 use crate::Cli;
+use crate::budget::{Admitted, Budget};
 use crate::fanout::{self, Mode};
 
 const KINDS: &[&str] = &["io", "cpu", "call", "block"];
@@ -16,8 +17,9 @@ pub struct GatewayState {
     client: reqwest::Client,
     worker_async: Upstream,
     worker_threadpool: Upstream,
-    max_ms: u64,
+    pub(crate) budget: Budget,
     max_fanout: usize,
+    fanout_deadline: Duration,
 }
 
 impl GatewayState {
@@ -44,6 +46,14 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
             }
         }
     }
+    if cli.max_work_ms > 0 && cli.max_work_ms < cli.max_fanout as u64 {
+        // Not an error: a fan-out of cpu or block then needs ms below 1.
+        tracing::warn!(
+            max_work_ms = cli.max_work_ms,
+            max_fanout = cli.max_fanout,
+            "--max-work-ms is below --max-fanout: large cpu/block fan-outs are refused"
+        );
+    }
     let timeout = Duration::from_millis(cli.upstream_timeout_ms);
     let client = reqwest::Client::builder()
         .timeout(timeout)
@@ -64,8 +74,9 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
             timeout,
             instruments.clone(),
         ),
-        max_ms: cli.server.max_ms,
+        budget: Budget::new(cli),
         max_fanout: cli.max_fanout as usize,
+        fanout_deadline: Duration::from_millis(cli.fanout_deadline_ms),
     }))
 }
 
@@ -81,8 +92,8 @@ pub fn configure(
         for &(handling, kind, path) in PROXY_ROUTES {
             cfg.service(get(
                 path,
-                move |state: web::Data<GatewayState>, params: Params| {
-                    proxy_to(state, handling, kind, params)
+                move |slot: Admitted, state: web::Data<GatewayState>, params: Params| {
+                    proxy_to(slot, state, handling, kind, params)
                 },
             ));
         }
@@ -106,23 +117,15 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// `ms` as the worker reads it: required, except for `call`.
-fn work_query(params: &mut Params, kind: &str, max_ms: u64) -> Result<String, ApiError> {
-    let ms = if kind == "call" {
-        params.optional_int("ms", 0..=max_ms)?
-    } else {
-        Some(params.int("ms", None, 0..=max_ms)?)
-    };
-    Ok(ms.map_or_else(String::new, |ms| format!("?ms={ms}")))
-}
-
 /// `GET /api/compare?kind=io&ms=100`: the same job on both modes at once, both timings back.
 async fn compare(
+    _slot: Admitted,
     state: web::Data<GatewayState>,
     mut params: Params,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, actix_web::Error> {
     let kind = params.choice("kind", Some("io"), KINDS)?;
-    let query = work_query(&mut params, kind, state.max_ms)?;
+    // One job on each worker: twice the work.
+    let query = state.budget.work_query(&mut params, kind, 2)?;
     params.finish()?;
     let path = format!("/work/{kind}{query}");
     let start = Instant::now();
@@ -130,18 +133,30 @@ async fn compare(
         state.worker_async.get(&state.client, &path),
         state.worker_threadpool.get(&state.client, &path)
     );
-    let side = |r: common::upstream::Reply| json!({"status": r.status, "elapsed_ms": millis(r.elapsed), "result": r.body});
-    Ok(HttpResponse::Ok().json(json!({
+    let (a, t) = (a.map_err(ApiError::from)?, t.map_err(ApiError::from)?);
+    let both_failed = !(200..300).contains(&a.status) && !(200..300).contains(&t.status);
+    let side = |r: &common::upstream::Reply| json!({"status": r.status, "elapsed_ms": millis(r.elapsed), "result": r.body});
+    let body = json!({
         "kind": kind,
         "path": path,
         "elapsed_ms": millis(start.elapsed()),
-        "async": side(a?),
-        "threadpool": side(t?),
-    })))
+        "async": side(&a),
+        "threadpool": side(&t),
+    });
+    if both_failed {
+        // Nothing to compare: the comparison itself failed, and says so in its status.
+        let e = a.success(state.worker_async.name).err();
+        return Err(e.map_or_else(
+            || actix_web::error::ErrorBadGateway("both workers failed"),
+            |e| ApiError::Upstream(e).with_details(body),
+        ));
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `GET /api/fanout?n=10&ms=100&mode=limited&limit=5[&handling=async&kind=io]`.
 async fn fanout_route(
+    _slot: Admitted,
     state: web::Data<GatewayState>,
     mut params: Params,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -154,7 +169,7 @@ async fn fanout_route(
     let limit = params.optional_int("limit", 1..=state.max_fanout)?;
     let handling = params.choice("handling", Some("async"), HANDLINGS)?;
     let kind = params.choice("kind", Some("io"), KINDS)?;
-    let query = work_query(&mut params, kind, state.max_ms)?;
+    let query = state.budget.work_query(&mut params, kind, n)?;
     params.finish()?;
     let mode = match (mode_name, limit) {
         ("limited", Some(k)) => Mode::Limited(k),
@@ -174,7 +189,15 @@ async fn fanout_route(
     let upstream = state.worker(handling);
     let path = format!("/work/{kind}{query}");
     let start = Instant::now();
-    let mut calls = fanout::run(mode, n, upstream, &state.client, &path).await;
+    let mut calls = fanout::run(
+        mode,
+        n,
+        upstream,
+        &state.client,
+        &path,
+        state.fanout_deadline,
+    )
+    .await;
     let elapsed = start.elapsed();
     let failed = calls.iter().filter(|c| c.failure.is_some()).count();
     let first_failure = calls.iter_mut().find_map(|c| c.failure.take());
@@ -199,6 +222,7 @@ async fn fanout_route(
 /// `GET /api/{handling}/work/{kind}` for a mode or kind with no route of its own: the 400
 /// naming the valid ones (valid pairs are served by their own routes, matched first).
 async fn proxy(
+    slot: Admitted,
     state: web::Data<GatewayState>,
     path: web::Path<(String, String)>,
     params: Params,
@@ -206,23 +230,27 @@ async fn proxy(
     let (handling, kind) = path.into_inner();
     let handling = common::params::path_choice("handling", &handling, HANDLINGS)?;
     let kind = common::params::path_choice("kind", &kind, KINDS)?;
-    proxy_to(state, handling, kind, params).await
+    proxy_to(slot, state, handling, kind, params).await
 }
 
 /// `GET /api/{handling}/work/{kind}?ms=N`: one job on one mode; the worker's answer as is.
 async fn proxy_to(
+    _slot: Admitted,
     state: web::Data<GatewayState>,
     handling: &'static str,
     kind: &'static str,
     mut params: Params,
 ) -> Result<HttpResponse, ApiError> {
-    let query = work_query(&mut params, kind, state.max_ms)?;
+    let query = state.budget.work_query(&mut params, kind, 1)?;
     params.finish()?;
     let reply = state
         .worker(handling)
         .get(&state.client, &format!("/work/{kind}{query}"))
         .await?;
-    let status = actix_web::http::StatusCode::from_u16(reply.status)
+    // HTTP statuses are 100 to 599; anything else from a worker is a bad answer.
+    let status = Some(reply.status)
+        .filter(|s| (100..=599).contains(s))
+        .and_then(|s| actix_web::http::StatusCode::from_u16(s).ok())
         .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
     Ok(HttpResponse::build(status).json(reply.body))
 }

@@ -144,9 +144,7 @@ pub(crate) async fn perform(
                 }),
                 _ => Execution::here(|| backend.get_blocking(&agent, &query_path(ms)).map(Some)),
             };
-            let blocked = run_blocking(&state.instruments, job)
-                .await
-                .map_err(|_| ApiError::ShuttingDown)?;
+            let blocked = run_blocking(&state.instruments, job).await?;
             let (reply, mut exec) = blocked.value;
             exec.queued = blocked.queued;
             if let Some(reply) = reply.transpose() {

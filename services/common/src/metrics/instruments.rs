@@ -15,6 +15,7 @@ pub struct Instruments {
     pub work_duration: Histogram<f64>,
     pub blocking_queue_wait: Histogram<f64>,
     pub blocking_in_flight: UpDownCounter<i64>,
+    pub blocking_shed: Counter<u64>,
     pub blocking_threads_max: Gauge<u64>,
     pub server_workers: Gauge<u64>,
     pub event_loop_lag: Histogram<f64>,
@@ -27,6 +28,7 @@ pub struct Instruments {
     pub upstream_requests: Counter<u64>,
     pub upstream_duration: Histogram<f64>,
     build_info: Gauge<u64>,
+    layer_disabled: Gauge<u64>,
     /// Runtimes of the actix workers, read by the busy-time callback at scrape time.
     worker_runtimes: Arc<Mutex<Vec<(String, Handle)>>>,
 }
@@ -62,6 +64,13 @@ impl Instruments {
                     );
                 }
             })
+            .build();
+        meter
+            .u64_observable_counter(LOG_LINES_DROPPED)
+            .with_description(
+                "Log lines dropped because stdout did not keep up (the log queue was full)",
+            )
+            .with_callback(|observer| observer.observe(crate::logging::dropped_lines(), &[]))
             .build();
 
         // Read at scrape time: a block shows while it is still happening.
@@ -115,6 +124,12 @@ impl Instruments {
                 .i64_up_down_counter(BLOCKING_IN_FLIGHT)
                 .with_description(
                     "Jobs submitted to the blocking pool and not finished (queued or running)",
+                )
+                .build(),
+            blocking_shed: meter
+                .u64_counter(BLOCKING_SHED)
+                .with_description(
+                    "Blocking-pool jobs not run: queue_full (answered 503) or abandoned (the request was gone before a thread was free)",
                 )
                 .build(),
             blocking_threads_max: meter
@@ -177,11 +192,25 @@ impl Instruments {
                 .u64_gauge(BUILD_INFO)
                 .with_description("Always 1; labels carry the version and git revision")
                 .build(),
+            layer_disabled: meter
+                .u64_gauge(DISABLED_LAYERS)
+                .with_description(
+                    "1 for an instrumentation layer switched off by --disable-layers, else 0",
+                )
+                .build(),
             worker_runtimes,
         }
     }
 
     pub(super) fn build_info(&self) {
+        // Shedding is present at 0 from the start, so a rate() over it never lacks a series.
+        for reason in [
+            crate::blocking::SHED_QUEUE_FULL,
+            crate::blocking::SHED_ABANDONED,
+        ] {
+            self.blocking_shed
+                .add(0, &[KeyValue::new("reason", reason)]);
+        }
         self.build_info.record(
             1,
             &[
@@ -189,6 +218,15 @@ impl Instruments {
                 KeyValue::new("revision", crate::REVISION),
             ],
         );
+    }
+
+    /// Whether each `--disable-layers` layer is off, so a dashboard can tell a quiet
+    /// service from an uninstrumented one.
+    pub(crate) fn layers(&self, layers: impl IntoIterator<Item = (String, bool)>) {
+        for (layer, disabled) in layers {
+            self.layer_disabled
+                .record(u64::from(disabled), &[KeyValue::new("layer", layer)]);
+        }
     }
 
     /// Called on each actix worker thread: its runtime's busy time becomes a series.

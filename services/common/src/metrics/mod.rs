@@ -1,18 +1,19 @@
-//! One registry per process, passed around, never the global default: HTTP metrics from
-//! actix-web-prom, custom instruments from OpenTelemetry, process metrics, all in it, all
+//! One registry per process, passed around, never the global default: HTTP metrics from our
+//! own middleware (http.rs), custom instruments from OpenTelemetry, process metrics, all in it, all
 //! labelled with `service` and `handling` by the registry itself.
 mod exposition;
+pub mod http;
 mod instruments;
 pub mod names;
 
 use std::collections::HashMap;
 
-use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::Registry;
 
 pub use exposition::{metrics_handler, render};
+pub use http::HttpMetrics;
 pub use instruments::Instruments;
 
 use crate::ServiceInfo;
@@ -21,7 +22,7 @@ use crate::ServiceInfo;
 #[derive(Clone)]
 pub struct Telemetry {
     pub registry: Registry,
-    pub http: PrometheusMetrics,
+    pub http: HttpMetrics,
     pub instruments: Instruments,
     /// Kept so the OpenTelemetry pipeline lives as long as the process.
     _meter_provider: SdkMeterProvider,
@@ -38,25 +39,14 @@ impl Telemetry {
         if let Some(handling) = service.handling {
             labels.insert("handling".to_owned(), handling.to_owned());
         }
-        // Common labels on the registry reach every family: actix-web-prom's, the OTel
+        // Common labels on the registry reach every family: the HTTP metrics, the OTel
         // exporter's and the process collector's, with no per-instrument bookkeeping.
         let registry = Registry::new_custom(None, Some(labels)).map_err(|e| err(&e))?;
 
         let process = prometheus::process_collector::ProcessCollector::for_self();
         registry.register(Box::new(process)).map_err(|e| err(&e))?;
 
-        let http = PrometheusMetricsBuilder::new(names::NAMESPACE)
-            .registry(registry.clone())
-            .buckets(names::LATENCY_BUCKETS)
-            // No `.endpoint()`: /metrics is a real route (see exposition.rs), excluded here
-            // along with the probes so scrapes and kubelet checks do not drown real traffic.
-            .exclude("/metrics")
-            .exclude("/healthz")
-            .exclude("/readyz")
-            // Unmatched paths share one label value, or every scanner's probe is a new series.
-            .mask_unmatched_patterns("UNMATCHED")
-            .build()
-            .map_err(|e| err(&*e))?;
+        let http = HttpMetrics::new(&registry).map_err(|e| err(&e))?;
 
         let exporter = opentelemetry_prometheus::exporter()
             // Without this the exporter keeps a private registry and its metrics vanish.

@@ -4,8 +4,15 @@
 //! exporter appends them (`loopscope.work.duration` with unit `s` becomes
 //! `loopscope_work_duration_seconds`). The exported names are in the README's catalogue.
 
-/// Prefix of the HTTP metrics actix-web-prom records.
+/// Prefix of every exported name.
 pub const NAMESPACE: &str = "loopscope";
+
+/// The HTTP metrics (metrics/http.rs), exported names as they are: no OpenTelemetry suffixing.
+pub const HTTP_REQUESTS: &str = "loopscope_http_requests_total";
+pub const HTTP_REQUESTS_DURATION: &str = "loopscope_http_requests_duration_seconds";
+pub const LOG_LINES_DROPPED: &str = "loopscope.log.lines_dropped";
+pub const DISABLED_LAYERS: &str = "loopscope.instrumentation.layer_disabled";
+pub const BLOCKING_SHED: &str = "loopscope.blocking.shed";
 
 pub const HTTP_IN_FLIGHT: &str = "loopscope.http.requests.in_flight";
 pub const WORK_DURATION: &str = "loopscope.work.duration";

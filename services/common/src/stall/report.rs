@@ -285,6 +285,7 @@ impl Reporter {
     }
 
     fn run(mut self, rx: Receiver<Message>) {
+        super::signal::lower_this_thread_priority();
         // Parse the debug info now, not when the first stall is waiting to be shown.
         if self.settings.capture.is_some() {
             let started = Instant::now();

@@ -472,3 +472,13 @@ pub(crate) fn tcp_last_data_received(fd: std::os::fd::RawFd) -> Option<Duration>
     };
     (rc == 0).then(|| Duration::from_millis(info.tcpi_last_data_recv.into()))
 }
+
+/// Lowers the calling thread's scheduling priority (nice 10): symbolizing a stack is
+/// diagnostics, and must not take a CPU from the requests on a busy machine.
+pub(crate) fn lower_this_thread_priority() {
+    // SAFETY: setpriority on our own thread id; raising the nice value needs no privilege.
+    // Failure leaves the priority as it was, which is harmless.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, gettid() as libc::id_t, 10);
+    }
+}

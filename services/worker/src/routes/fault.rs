@@ -15,7 +15,8 @@ pub(crate) async fn panic() -> HttpResponse {
     panic!("injected panic: GET /fault/panic was called");
 }
 
-/// Answers with the status asked for (200 to 599).
+/// Answers with the status asked for (200 to 599), with a JSON body except where HTTP forbids
+/// one (204, 205, 304).
 pub(crate) async fn status(code: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let code = code
         .parse::<u16>()
@@ -28,5 +29,8 @@ pub(crate) async fn status(code: web::Path<String>) -> Result<HttpResponse, ApiE
                 format!("code must be an HTTP status between 200 and 599, got `{code}`"),
             )
         })?;
+    if matches!(code.as_u16(), 204 | 205 | 304) {
+        return Ok(HttpResponse::build(code).finish());
+    }
     Ok(HttpResponse::build(code).json(json!({"status": code.as_u16()})))
 }
