@@ -81,7 +81,7 @@ const CAPTURE_METRICS: &[&str] = &[
 /// Whether the live tests fail (true) or skip, loudly, the parts that need the capture
 /// metrics when the services do not export them. Set to true once the capture layer is
 /// merged: from then on a missing metric is a regression.
-const REQUIRE_CAPTURE_METRICS: bool = false;
+const REQUIRE_CAPTURE_METRICS: bool = true;
 
 /// Whether the services export the capture metrics; if not, says so loudly (and fails when
 /// [`REQUIRE_CAPTURE_METRICS`] is set).

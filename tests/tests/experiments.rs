@@ -96,6 +96,20 @@ fn experiments_1_to_3_reproduce_the_seeds() {
         threads(&scenarios[1]) <= 2,
         "async stays on its 2 event loops"
     );
+    // The worker caught the blocking call in the act; nothing blocked in the other two.
+    let culprit = &scenarios[1]["culprit"];
+    assert_eq!(culprit["route"], "/work/block", "{culprit:#}");
+    assert_eq!(culprit["classification"], "sleep", "{culprit:#}");
+    assert!(
+        culprit["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["in_app"] == true
+                && f["function"].as_str().unwrap().starts_with("worker::work")),
+        "{culprit:#}"
+    );
+    assert!(scenarios[0].get("culprit").is_none() && scenarios[2].get("culprit").is_none());
 
     let sequential = outcome(&experiment(&stack, &["sequential", "--json"]));
     assert_passed(&sequential);

@@ -76,6 +76,12 @@ const CATALOGUE: &[&str] = &[
     "loopscope_event_loop_lag_seconds",
     "loopscope_event_loop_blocked_polls_total",
     "loopscope_event_loop_blocked_seconds_total",
+    "loopscope_event_loop_lag_max_seconds",
+    "loopscope_event_loop_poll_running_seconds",
+    "loopscope_event_loop_stalls_total",
+    "loopscope_stall_captures_total",
+    "loopscope_event_loop_delayed_requests_total",
+    "loopscope_event_loop_delayed_seconds_total",
     "loopscope_worker_busy_seconds_total",
     "loopscope_upstream_requests_total",
     "loopscope_upstream_duration_seconds",
@@ -143,7 +149,7 @@ fn metrics_carry_the_catalogue_and_pass_promtool() {
             "no handling label: {line}"
         );
     }
-    assert!(page.contains("endpoint=\"/work/{kind}\""));
+    assert!(page.contains("endpoint=\"/work/cpu\""));
     assert!(page.contains("kind=\"cpu\""));
     assert!(
         page.contains("worker=\"1\""),

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use loadgen::model::{
-    Bar, Check, ExperimentData, ExperimentOutcome, PercentileSeries, RunReport, SweepSeries,
-    SweepStep, TimelineRequest, TimelineScenario,
+    Bar, Check, CulpritFrame, CulpritStack, ExperimentData, ExperimentOutcome, PercentileSeries,
+    RunReport, SweepSeries, SweepStep, TimelineRequest, TimelineScenario,
 };
 use scraper::{ElementRef, Html, Selector};
 
@@ -124,6 +124,34 @@ fn sample() -> RunReport {
             req(5, io, LOOP0, 14450, "0", 200.4, 1002.1, 1012.5, false),
             req(6, io, LOOP1, 14451, "1", 250.0, 250.4, 260.9, false),
         ],
+        culprit: Some(CulpritStack {
+            route: "/work/block".into(),
+            request_id: Some("cf3e945994844baca03d5f19fcdc182f".into()),
+            classification: "sleep".into(),
+            blocked_ms: Some(1001.6),
+            victims: Some(0.0),
+            frames: [
+                ("__GI___clock_nanosleep", None, false),
+                (
+                    "std::thread::functions::sleep",
+                    Some("library/std/src/thread/functions.rs"),
+                    false,
+                ),
+                (
+                    "worker::work::perform::{{closure}}",
+                    Some("services/worker/src/work.rs"),
+                    true,
+                ),
+            ]
+            .into_iter()
+            .map(|(function, file, in_app)| CulpritFrame {
+                function: function.into(),
+                file: file.map(Into::into),
+                line: file.map(|_| 115),
+                in_app,
+            })
+            .collect(),
+        }),
     };
     let pool_scenario = TimelineScenario {
         name: "threadpool: blocking sleep on the pool".into(),
@@ -135,6 +163,7 @@ fn sample() -> RunReport {
             req(5, io, POOL, 14462, "0", 200.2, 200.8, 211.0, false),
             req(6, io, POOL, 14461, "1", 250.1, 250.6, 260.9, false),
         ],
+        culprit: None,
     };
     let experiments = vec![
         ExperimentOutcome {
@@ -441,6 +470,29 @@ fn report_is_a_self_contained_page_with_every_chart_and_the_json_numbers() {
             .collect();
         assert_eq!(rows, expected, "checks of {}", e.name);
     }
+
+    // Beside the async timeline, and only there: the culprit's stack as the worker caught it.
+    let culprits: Vec<ElementRef<'_>> = doc.select(&sel("aside.culprit")).collect();
+    assert_eq!(culprits.len(), 1, "one culprit stack");
+    let culprit = text(culprits[0]);
+    assert!(
+        culprit.contains("/work/block")
+            && culprit.contains("sleep")
+            && culprit.contains("services/worker/src/work.rs:115"),
+        "{culprit}"
+    );
+    let app: Vec<String> = culprits[0].select(&sel("li.app")).map(text).collect();
+    assert_eq!(app.len(), 1, "{app:?}");
+    assert!(app[0].starts_with("worker::work::perform"), "{app:?}");
+    let previous = culprits[0]
+        .prev_siblings()
+        .find_map(ElementRef::wrap)
+        .unwrap();
+    assert_eq!(
+        previous.value().name(),
+        "figure",
+        "the stack follows its timeline"
+    );
 
     // The stack is described.
     let stack = text(doc.select(&sel("#stack")).next().unwrap());

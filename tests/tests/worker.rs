@@ -169,25 +169,31 @@ fn the_stall_detector_counts_block_and_not_io() {
             "20",
         ],
     );
-    let blocked = |page: &str| {
+    let blocked = |page: &str, route: &str| {
         sample(
             page,
             "loopscope_event_loop_blocked_polls_total",
-            &[("endpoint", "/work/{kind}")],
+            &[("endpoint", route), ("worker", "0")],
         )
-        .unwrap_or(0.0)
     };
+    // Every route's series exists from the start, at zero.
+    assert_eq!(blocked(&svc.metrics(), "/work/block"), Some(0.0));
     for _ in 0..3 {
         assert_eq!(svc.get("/work/io?ms=100").0, 200);
     }
-    assert_eq!(blocked(&svc.metrics()), 0.0, "io never holds the loop");
+    assert_eq!(
+        blocked(&svc.metrics(), "/work/io"),
+        Some(0.0),
+        "io never holds the loop"
+    );
     assert_eq!(svc.get("/work/block?ms=300").0, 200);
     let page = svc.metrics();
-    assert_eq!(blocked(&page), 1.0);
+    assert_eq!(blocked(&page, "/work/block"), Some(1.0));
+    assert_eq!(blocked(&page, "/work/io"), Some(0.0));
     let seconds = sample(
         &page,
         "loopscope_event_loop_blocked_seconds_total",
-        &[("endpoint", "/work/{kind}")],
+        &[("endpoint", "/work/block")],
     )
     .unwrap();
     assert!((0.29..2.0).contains(&seconds), "blocked seconds {seconds}");
@@ -200,10 +206,16 @@ fn the_stall_detector_counts_block_and_not_io() {
     )
     .unwrap();
     assert!(lag_sum >= 0.15, "lag probe saw {lag_sum} s");
-    assert!(
-        svc.logs().iter().any(|l| l.contains("event loop blocked")),
-        "a warning is logged"
-    );
+    // The stall reporter thread logs it, just after the poll returned.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !svc.logs().iter().any(|l| l.contains("event loop blocked")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning logged: {:#?}",
+            svc.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -361,7 +373,7 @@ fn each_request_gets_an_id_in_its_header_error_body_and_access_log() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let event: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(event["route"], "/work/{kind}");
+    assert_eq!(event["route"], "/work/io");
     assert_eq!(event["status"], 400);
     assert_eq!(event["method"], "GET");
 }

@@ -42,6 +42,12 @@ pub struct ServerArgs {
     #[arg(long, env = "LOOPSCOPE_STALL_THRESHOLD_MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub stall_threshold_ms: u64,
 
+    /// A poll still running after this long has its thread's stack taken while it blocks
+    /// (`/debug/stalls`, the Sentry event, the log line). 0 switches capture off: stalls
+    /// over the blocked threshold are then counted and reported without a stack.
+    #[arg(long, env = "LOOPSCOPE_STALL_CAPTURE_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub stall_capture_ms: u64,
+
     /// How often the lag probe on each worker wakes up.
     #[arg(long, env = "LOOPSCOPE_LAG_PROBE_INTERVAL_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub lag_probe_interval_ms: u64,
@@ -182,6 +188,11 @@ impl ServerArgs {
 
     pub fn stall_threshold(&self) -> Duration {
         Duration::from_millis(self.stall_threshold_ms)
+    }
+
+    /// `None` when stall capture is off (`--stall-capture-ms 0`).
+    pub fn stall_capture(&self) -> Option<Duration> {
+        (self.stall_capture_ms > 0).then(|| Duration::from_millis(self.stall_capture_ms))
     }
 
     pub fn client_request_timeout(&self) -> Duration {

@@ -17,7 +17,7 @@ use opentelemetry::metrics::UpDownCounter;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 
-use crate::stall::{PollTimed, StallDetector};
+use crate::stall::{ConnSocket, PollTimed, RequestContext, StallDetector};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -104,13 +104,17 @@ where
             req.match_pattern()
                 .unwrap_or_else(|| "UNMATCHED".to_owned())
         });
+        let method = req.method().clone();
+        let socket = req.conn_data::<ConnSocket>().copied();
         let service = self.service.clone();
         // `call` runs inside the timed future too: some services do work before returning it.
         let handled = async move { service.call(req).await };
         let timed = match (&self.detector, &endpoint) {
-            (Some(detector), Some(endpoint)) => {
-                Either::Left(PollTimed::new(handled, endpoint.clone(), detector.clone()))
-            }
+            (Some(detector), Some(endpoint)) => Either::Left(PollTimed::new(
+                handled,
+                RequestContext::new(method.as_str(), endpoint, &request_id, socket.as_ref()),
+                detector.clone(),
+            )),
             _ => Either::Right(handled),
         };
         Box::pin(REQUEST_ID.scope(request_id.clone(), async move {

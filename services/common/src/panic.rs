@@ -26,6 +26,7 @@ where
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
+    crate::stall::declare_route(path);
     web::resource(path)
         .route(web::get().to(handler))
         .default_service(web::to(method_not_allowed))

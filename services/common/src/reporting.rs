@@ -2,12 +2,11 @@
 //! needs the client bound first), with rustls and a transport whose HTTP client times out.
 //! Without that timeout a Sentry host that accepts the connection and never answers hangs
 //! the flush at shutdown forever.
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sentry::transports::ReqwestHttpTransportOptions;
-use sentry::{ClientInitGuard, ClientOptions, Level};
+use sentry::{ClientInitGuard, ClientOptions};
 
 use crate::ServiceInfo;
 use crate::config::SentryArgs;
@@ -63,50 +62,4 @@ pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<ClientInitGuard>
         }
     });
     Some(guard)
-}
-
-/// Sends blocked-event-loop reports to Sentry, at most one per route per interval: a stuck
-/// route blocks on every request, and one event a minute says it as well as a thousand.
-#[derive(Clone)]
-pub struct StallReporter {
-    interval: Duration,
-    last: Arc<Mutex<HashMap<String, Instant>>>,
-}
-
-impl StallReporter {
-    pub fn new(interval: Duration) -> Self {
-        Self {
-            interval,
-            last: Arc::default(),
-        }
-    }
-
-    pub fn report(&self, endpoint: &str, took: Duration, threshold: Duration) {
-        if sentry::Hub::current().client().is_none() {
-            return;
-        }
-        {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            match last.get(endpoint) {
-                Some(at) if now.duration_since(*at) < self.interval => return,
-                _ => last.insert(endpoint.to_owned(), now),
-            };
-        }
-        let blocked_ms = took.as_secs_f64() * 1e3;
-        sentry::with_scope(
-            |scope| {
-                scope.set_tag("endpoint", endpoint);
-                scope.set_fingerprint(Some(["event-loop-blocked", endpoint].as_slice()));
-                scope.set_extra("blocked_ms", blocked_ms.into());
-                scope.set_extra("threshold_ms", (threshold.as_millis() as u64).into());
-            },
-            || {
-                sentry::capture_message(
-                    &format!("event loop blocked for {blocked_ms:.0} ms in {endpoint}"),
-                    Level::Warning,
-                )
-            },
-        );
-    }
 }

@@ -16,8 +16,9 @@ use crate::error::ApiError;
 use crate::health::{self, Readiness};
 use crate::metrics::{Telemetry, metrics_handler};
 use crate::middleware::Guard;
-use crate::reporting::StallReporter;
-use crate::stall::{StallDetector, register_worker, spawn_lag_probe};
+use crate::stall::{
+    StallDetector, StallMonitor, debug_stalls, precreate_series, register_worker, spawn_lag_probe,
+};
 
 pub struct Application {
     server: Server,
@@ -102,13 +103,26 @@ impl Application {
             .blocking_threads_max
             .record(workers as u64 * u64::from(args.blocking_threads), &[]);
 
-        let reporter =
-            StallReporter::new(Duration::from_secs(args.sentry.stall_report_interval_secs));
-        let detector = Arc::new(StallDetector::new(
-            args.stall_threshold(),
-            instruments.clone(),
-            reporter,
-        ));
+        // The watchdog and reporter threads run only with the stall layer on.
+        let monitor = args
+            .layer_on(Layer::Stall)
+            .then(|| {
+                StallMonitor::start(
+                    service,
+                    instruments.clone(),
+                    args.stall_threshold(),
+                    args.stall_capture(),
+                    Duration::from_secs(args.sentry.stall_report_interval_secs),
+                )
+            })
+            .transpose()?;
+        let detector = monitor.clone().map(|monitor| {
+            Arc::new(StallDetector::new(
+                args.stall_threshold(),
+                instruments.clone(),
+                monitor,
+            ))
+        });
         let http_metrics = telemetry.http.clone();
         let registry = web::Data::new(telemetry.registry.clone());
         let ready = web::Data::new(readiness.clone());
@@ -137,11 +151,15 @@ impl Application {
             if mounted {
                 app = app.route("/metrics", web::get().to(metrics_handler));
             }
-            app.configure(routes.clone())
-                .default_service(web::to(not_found))
+            let app = app.configure(routes.clone());
+            if stall_on {
+                // After `configure`: the routes are declared now (see `crate::get`).
+                precreate_series(&instruments);
+            }
+            app.default_service(web::to(not_found))
                 // Last wrapped runs first: Sentry sees everything, the guard is nearest the handler.
                 .wrap(Guard {
-                    detector: stall_on.then(|| detector.clone()),
+                    detector: detector.clone(),
                     in_flight: in_flight.clone(),
                     access_log: access_log_on,
                 })
@@ -152,6 +170,11 @@ impl Application {
                         .start_transaction(true)
                         .finish(),
                 ))
+        })
+        .on_connect(move |conn, ext| {
+            if stall_on {
+                crate::stall::on_connect(conn, ext);
+            }
         })
         .workers(workers)
         .worker_max_blocking_threads(usize::from(args.blocking_threads))
@@ -174,6 +197,7 @@ impl Application {
                     telemetry.registry.clone(),
                     readiness.clone(),
                     probe,
+                    monitor.clone(),
                 )
             })
             .transpose()?;
@@ -250,6 +274,7 @@ impl AdminServer {
         registry: prometheus::Registry,
         readiness: Readiness,
         probe: health::AppProbe,
+        stalls: Option<StallMonitor>,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -259,14 +284,19 @@ impl AdminServer {
                 actix_web::rt::System::new().block_on(async move {
                     let registry = web::Data::new(registry);
                     let ready = web::Data::new(readiness);
+                    let stalls = stalls.map(web::Data::new);
                     let probe = web::Data::new(probe);
                     let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(registry.clone())
+                        let mut app = App::new();
+                        if let Some(stalls) = &stalls {
+                            app = app.app_data(stalls.clone());
+                        }
+                        app.app_data(registry.clone())
                             .app_data(ready.clone())
                             .app_data(probe.clone())
                             .route("/healthz", web::get().to(health::healthz))
                             .route("/readyz", web::get().to(health::admin_readyz))
+                            .route("/debug/stalls", web::get().to(debug_stalls))
                             .route("/metrics", web::get().to(metrics_handler))
                             .route("/openapi.yaml", web::get().to(openapi))
                             .default_service(web::to(not_found))

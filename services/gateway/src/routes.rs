@@ -86,10 +86,32 @@ pub fn configure(
     move |cfg| {
         cfg.app_data(state.clone())
             .service(get("/api/compare", compare))
-            .service(get("/api/fanout", fanout_route))
-            .service(get("/api/{handling}/work/{kind}", proxy));
+            .service(get("/api/fanout", fanout_route));
+        // One route per mode and kind, so metrics, logs and events name the one proxied;
+        // the pattern route after them answers 400 for any other mode or kind.
+        for &(handling, kind, path) in PROXY_ROUTES {
+            cfg.service(get(
+                path,
+                move |slot: Admitted, state: web::Data<GatewayState>, params: Params| {
+                    proxy_to(slot, state, handling, kind, params)
+                },
+            ));
+        }
+        cfg.service(get("/api/{handling}/work/{kind}", proxy));
     }
 }
+
+/// (handling, kind, route) of every proxy route.
+const PROXY_ROUTES: &[(&str, &str, &str)] = &[
+    ("async", "io", "/api/async/work/io"),
+    ("async", "cpu", "/api/async/work/cpu"),
+    ("async", "call", "/api/async/work/call"),
+    ("async", "block", "/api/async/work/block"),
+    ("threadpool", "io", "/api/threadpool/work/io"),
+    ("threadpool", "cpu", "/api/threadpool/work/cpu"),
+    ("threadpool", "call", "/api/threadpool/work/call"),
+    ("threadpool", "block", "/api/threadpool/work/block"),
+];
 
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
@@ -197,16 +219,28 @@ async fn fanout_route(
     }
 }
 
-/// `GET /api/{handling}/work/{kind}?ms=N`: one job on one mode; the worker's answer as is.
+/// `GET /api/{handling}/work/{kind}` for a mode or kind with no route of its own: the 400
+/// naming the valid ones (valid pairs are served by their own routes, matched first).
 async fn proxy(
-    _slot: Admitted,
+    slot: Admitted,
     state: web::Data<GatewayState>,
     path: web::Path<(String, String)>,
-    mut params: Params,
+    params: Params,
 ) -> Result<HttpResponse, ApiError> {
     let (handling, kind) = path.into_inner();
     let handling = common::params::path_choice("handling", &handling, HANDLINGS)?;
     let kind = common::params::path_choice("kind", &kind, KINDS)?;
+    proxy_to(slot, state, handling, kind, params).await
+}
+
+/// `GET /api/{handling}/work/{kind}?ms=N`: one job on one mode; the worker's answer as is.
+async fn proxy_to(
+    _slot: Admitted,
+    state: web::Data<GatewayState>,
+    handling: &'static str,
+    kind: &'static str,
+    mut params: Params,
+) -> Result<HttpResponse, ApiError> {
     let query = state.budget.work_query(&mut params, kind, 1)?;
     params.finish()?;
     let reply = state

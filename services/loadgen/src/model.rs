@@ -49,6 +49,33 @@ pub struct TimelineScenario {
     /// "threadpool: blocking sleep on the pool".
     pub name: String,
     pub requests: Vec<TimelineRequest>,
+    /// The stack of the request that blocked the event loop, as the worker's stall watchdog
+    /// took it while it blocked (`/debug/stalls`); `None` where nothing blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<CulpritStack>,
+}
+
+/// A stall the worker caught, as its `/debug/stalls` lists it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct CulpritStack {
+    pub route: String,
+    pub request_id: Option<String>,
+    /// Why the thread was stuck: `sleep`, `cpu`, `lock`, `io`, `starved`, `unknown`.
+    pub classification: String,
+    pub blocked_ms: Option<f64>,
+    /// Requests the worker counted as delayed behind this route during the scenario
+    /// (`loopscope_event_loop_delayed_requests_total{culprit}`).
+    pub victims: Option<f64>,
+    /// Innermost first.
+    pub frames: Vec<CulpritFrame>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct CulpritFrame {
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub in_app: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

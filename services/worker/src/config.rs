@@ -22,6 +22,10 @@ pub struct Cli {
     #[arg(long, env = "LOOPSCOPE_UPSTREAM_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub upstream_timeout_ms: u64,
 
+    /// Tests only: serve `/test/lock`, a handler that waits for a mutex on the event loop.
+    #[arg(long, env = "LOOPSCOPE_ENABLE_TEST_ROUTES", hide = true)]
+    pub enable_test_routes: bool,
+
     #[command(flatten)]
     pub server: ServerArgs,
 }

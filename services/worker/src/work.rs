@@ -28,6 +28,7 @@ pub(crate) enum Kind {
 
 impl Kind {
     pub(crate) const NAMES: &'static [&'static str] = &["io", "cpu", "call", "block"];
+    pub(crate) const ALL: [Self; 4] = [Self::Io, Self::Cpu, Self::Call, Self::Block];
 
     pub(crate) fn parse(raw: &str) -> Result<Self, ApiError> {
         Ok(
@@ -42,6 +43,11 @@ impl Kind {
 
     pub(crate) fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
+    }
+
+    /// Its route pattern: each kind is a route of its own.
+    pub(crate) fn route(self) -> &'static str {
+        ["/work/io", "/work/cpu", "/work/call", "/work/block"][self as usize]
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Instruments {
     pub event_loop_lag: Histogram<f64>,
     pub blocked_polls: Counter<u64>,
     pub blocked_seconds: Counter<f64>,
+    pub stalls: Counter<u64>,
+    pub stall_captures: Counter<u64>,
+    pub delayed_requests: Counter<u64>,
+    pub delayed_seconds: Counter<f64>,
     pub upstream_requests: Counter<u64>,
     pub upstream_duration: Histogram<f64>,
     build_info: Gauge<u64>,
@@ -67,6 +71,38 @@ impl Instruments {
                 "Log lines dropped because stdout did not keep up (the log queue was full)",
             )
             .with_callback(|observer| observer.observe(crate::logging::dropped_lines(), &[]))
+            .build();
+
+        // Read at scrape time: a block shows while it is still happening.
+        meter
+            .f64_observable_gauge(EVENT_LOOP_POLL_RUNNING)
+            .with_unit("s")
+            .with_description(
+                "Age of the handler poll running now on each worker (0 when idle): a stuck event loop",
+            )
+            .with_callback(|observer| {
+                for (worker, _, running) in crate::stall::gauge_readings() {
+                    observer.observe(
+                        running.as_secs_f64(),
+                        &[KeyValue::new(LABEL_WORKER, worker)],
+                    );
+                }
+            })
+            .build();
+        meter
+            .f64_observable_gauge(EVENT_LOOP_LAG_MAX)
+            .with_unit("s")
+            .with_description(
+                "Largest event-loop lag the probe saw on each worker in the last 30 s",
+            )
+            .with_callback(|observer| {
+                for (worker, lag_max, _) in crate::stall::gauge_readings() {
+                    observer.observe(
+                        lag_max.as_secs_f64(),
+                        &[KeyValue::new(LABEL_WORKER, worker)],
+                    );
+                }
+            })
             .build();
 
         Self {
@@ -119,6 +155,29 @@ impl Instruments {
                 .f64_counter(EVENT_LOOP_BLOCKED)
                 .with_unit("s")
                 .with_description("Time spent inside polls longer than the stall threshold")
+                .build(),
+            stalls: meter
+                .u64_counter(EVENT_LOOP_STALLS)
+                .with_description(
+                    "Polls longer than the capture threshold, by why the thread was stuck (/proc)",
+                )
+                .build(),
+            stall_captures: meter
+                .u64_counter(STALL_CAPTURES)
+                .with_description("Attempts to take the stack of a blocked event loop, by outcome")
+                .build(),
+            delayed_requests: meter
+                .u64_counter(EVENT_LOOP_DELAYED_REQUESTS)
+                .with_description(
+                    "Requests in flight on an event loop while another request's poll blocked it",
+                )
+                .build(),
+            delayed_seconds: meter
+                .f64_counter(EVENT_LOOP_DELAYED)
+                .with_unit("s")
+                .with_description(
+                    "Time requests were in flight behind another request's blocking poll",
+                )
                 .build(),
             upstream_requests: meter
                 .u64_counter(UPSTREAM_REQUESTS)

@@ -7,9 +7,10 @@ use chrono::Utc;
 use futures_util::future::join_all;
 
 use super::Pace;
+use super::caught;
 use super::check;
 use super::stack::{Answer, Stack, StackError, epoch_ms, utc_ms};
-use crate::model::{ExperimentData, ExperimentOutcome, TimelineRequest, TimelineScenario};
+use crate::model::{Check, ExperimentData, ExperimentOutcome, TimelineRequest, TimelineScenario};
 
 const REQUESTS: usize = 10;
 const SLOW_INDEX: usize = 5;
@@ -69,6 +70,7 @@ async fn run_scenario(
         TimelineScenario {
             name: sc.name.to_owned(),
             requests: out,
+            culprit: None,
         },
         answers,
     ))
@@ -97,7 +99,9 @@ pub(crate) async fn run(stack: &Stack, pace: Pace) -> Result<ExperimentOutcome, 
     let mut timelines = Vec::new();
     let mut checks = Vec::new();
     for (n, sc) in scenarios.iter().enumerate() {
-        let (timeline, answers) = run_scenario(stack, sc).await?;
+        let since = Utc::now();
+        let victims_before = caught::victims(stack, &stack.async_admin, "/work/block").await?;
+        let (mut timeline, answers) = run_scenario(stack, sc).await?;
         let slow_req = &timeline.requests[SLOW_INDEX - 1];
         let others = || {
             timeline
@@ -123,6 +127,33 @@ pub(crate) async fn run(stack: &Stack, pace: Pace) -> Result<ExperimentOutcome, 
                 !behind.is_empty() && behind_delayed == behind.len(),
                 &format!("each > {}", check::ms(delayed)),
             ));
+            // The watchdog took #5's stack while it blocked: the line of code they waited for.
+            let wait = Duration::from_secs(if pace.quick { 10 } else { 20 });
+            let mut culprit =
+                caught::culprit(stack, &stack.async_admin, "/work/block", since, wait).await?;
+            if let Some(c) = culprit.as_mut() {
+                let after = caught::victims(stack, &stack.async_admin, "/work/block").await?;
+                c.victims = Some(after - victims_before);
+            }
+            let top_app = culprit
+                .as_ref()
+                .and_then(|c| c.frames.iter().find(|f| f.in_app))
+                .map(|f| f.function.clone());
+            checks.push(Check {
+                label: "async + block: #5's stack caught while it blocked".to_owned(),
+                predicted: "sleep, in worker::work".to_owned(),
+                measured: match (&culprit, &top_app) {
+                    (Some(c), Some(f)) => format!("{}, in {f}", c.classification),
+                    (Some(c), None) => format!("{}, no in-app frame", c.classification),
+                    (None, _) => "nothing caught (is stall capture on?)".to_owned(),
+                },
+                tolerance: "classification and top in-app frame".to_owned(),
+                pass: culprit
+                    .as_ref()
+                    .is_some_and(|c| c.classification == "sleep")
+                    && top_app.is_some_and(|f| f.starts_with("worker::work")),
+            });
+            timeline.culprit = culprit;
             checks.push(check::count(
                 "async + block: requests on other event loops delayed",
                 "0",

@@ -2,6 +2,7 @@
 //! predicts beside what was measured, and passes or fails within a stated tolerance.
 //! The seeds are the five notes loopscope grew from: docs/seeds.md says what each showed.
 mod blocking;
+mod caught;
 mod check;
 mod cpu;
 mod exposition;

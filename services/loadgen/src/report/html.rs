@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::charts::{self, Figure};
-use super::{JSON_FILE, table};
+use super::{JSON_FILE, culprit, table};
 use crate::model::{ExperimentData, ExperimentOutcome, RunReport};
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -66,7 +66,8 @@ pub(crate) fn page(report: &RunReport) -> String {
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>loopscope experiments: {verdict}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n"
+         <title>loopscope experiments: {verdict}</title>\n<style>\n{CSS}{culprit_css}</style>\n</head>\n<body>\n",
+        culprit_css = culprit::CSS,
     );
     let _ = write!(
         out,
@@ -165,8 +166,13 @@ fn experiment(out: &mut String, i: usize, e: &ExperimentOutcome) {
         } else {
             "<div class=\"charts\">\n"
         });
-        for f in &figures {
+        for (k, f) in figures.iter().enumerate() {
             figure(out, &e.name, f);
+            if let ExperimentData::Timeline { scenarios } = &e.data
+                && let Some(c) = scenarios.get(k).and_then(|s| s.culprit.as_ref())
+            {
+                out.push_str(&culprit::aside(k + 1, c));
+            }
         }
         out.push_str("</div>\n");
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::model::RunReport;
 
 mod charts;
+mod culprit;
 mod html;
 mod table;
 
@@ -112,10 +113,12 @@ mod tests {
                             TimelineScenario {
                                 name: "crowded".into(),
                                 requests,
+                                culprit: None,
                             },
                             TimelineScenario {
                                 name: "empty".into(),
                                 requests: Vec::new(),
+                                culprit: None,
                             },
                         ],
                     },

@@ -1,5 +1,6 @@
 //! The worker's routes and the state they share.
 mod fault;
+mod test_only;
 mod work;
 
 use std::time::Duration;
@@ -9,6 +10,7 @@ use common::metrics::Instruments;
 use common::upstream::Upstream;
 use common::{Telemetry, get};
 
+use crate::work::Kind;
 use crate::{Cli, Handling};
 
 pub struct WorkerState {
@@ -20,6 +22,8 @@ pub struct WorkerState {
     pub(crate) client: reqwest::Client,
     /// Blocking client, for `call` in threadpool mode, used on pool threads only.
     pub(crate) agent: ureq::Agent,
+    /// `--enable-test-routes`: serve the routes only the tests need.
+    pub(crate) test_routes: bool,
 }
 
 pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>, String> {
@@ -41,6 +45,7 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>,
         ),
         client,
         agent: ureq::Agent::new_with_defaults(),
+        test_routes: cli.enable_test_routes,
     }))
 }
 
@@ -57,8 +62,14 @@ pub fn configure(
     state: web::Data<WorkerState>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg| {
-        cfg.app_data(state.clone())
-            .service(get("/work/{kind}", work::work))
+        cfg.app_data(state.clone());
+        for kind in Kind::ALL {
+            cfg.service(work::route(kind));
+        }
+        if state.test_routes {
+            cfg.service(get("/test/lock", test_only::lock));
+        }
+        cfg.service(get("/work/{kind}", work::unknown_kind))
             .service(get("/fault/error", fault::error))
             .service(get("/fault/panic", fault::panic))
             .service(get("/fault/status/{code}", fault::status));
