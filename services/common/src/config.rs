@@ -75,7 +75,7 @@ pub struct ServerArgs {
 /// An instrumentation layer of the request path that `--disable-layers` can switch off.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
-    /// The sentry-actix middleware: a hub, a transaction and a request context per request.
+    /// The Sentry middleware: sampling, trace propagation, error events (see sentry/).
     Sentry,
     /// The access-log event of each request.
     AccessLog,

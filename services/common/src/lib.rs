@@ -18,6 +18,7 @@ pub mod panic;
 pub mod params;
 pub mod reporting;
 mod run;
+pub mod sentry;
 pub mod server;
 pub mod shutdown;
 pub mod stall;

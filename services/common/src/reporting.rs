@@ -1,69 +1,9 @@
-//! Sentry: set up in the synchronous `main`, before the actix System starts (sentry-actix
-//! needs the client bound first), with rustls and a transport whose HTTP client times out.
-//! Without that timeout a Sentry host that accepts the connection and never answers hangs
-//! the flush at shutdown forever.
+//! Blocked-event-loop reports to Sentry (the client itself is set up in `sentry/`).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sentry::transports::ReqwestHttpTransportOptions;
-use sentry::{ClientInitGuard, ClientOptions, Level};
-
-use crate::ServiceInfo;
-use crate::config::SentryArgs;
-
-/// `loopscope@0.1.0+3f2a9c1b7e0d`: Sentry groups events and regressions by it.
-pub fn release_name() -> String {
-    format!("loopscope@{}+{}", crate::VERSION, crate::REVISION)
-}
-
-/// Returns `None` (Sentry off, silently) when no DSN is set.
-pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<ClientInitGuard> {
-    let dsn = args.dsn()?;
-    let timeout = Duration::from_millis(args.sentry_timeout_ms);
-    // sentry's reqwest transport posts envelopes with no Content-Type. sentry.io accepts
-    // that, but Spotlight (the local receiver) drops such a payload ("No content type").
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::CONTENT_TYPE,
-        reqwest::header::HeaderValue::from_static("application/x-sentry-envelope"),
-    );
-    let http = reqwest::Client::builder()
-        .default_headers(headers)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .ok()?;
-    let factory = move |options: &ClientOptions| -> Arc<dyn sentry::Transport> {
-        let general = sentry::TransportOptions::try_from_client_options(options)
-            .expect("the transport factory only runs when a DSN is set");
-        Arc::new(
-            ReqwestHttpTransportOptions::from(general)
-                .with_client(http.clone())
-                .build(),
-        )
-    };
-    let options = ClientOptions::new()
-        .dsn(&dsn.to_string())
-        .release(
-            args.sentry_release
-                .clone()
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(release_name),
-        )
-        .environment(args.sentry_environment.clone())
-        .traces_sample_rate(args.sentry_traces_sample_rate)
-        .shutdown_timeout(timeout)
-        .transport(factory);
-    let guard = sentry::init(options);
-    sentry::configure_scope(|scope| {
-        scope.set_tag("service", service.name);
-        if let Some(handling) = service.handling {
-            scope.set_tag("handling", handling);
-        }
-    });
-    Some(guard)
-}
+use sentry::Level;
 
 /// Sends blocked-event-loop reports to Sentry, at most one per route per interval: a stuck
 /// route blocks on every request, and one event a minute says it as well as a thousand.
@@ -94,19 +34,28 @@ impl StallReporter {
             };
         }
         let blocked_ms = took.as_secs_f64() * 1e3;
-        sentry::with_scope(
-            |scope| {
-                scope.set_tag("endpoint", endpoint);
-                scope.set_fingerprint(Some(["event-loop-blocked", endpoint].as_slice()));
-                scope.set_extra("blocked_ms", blocked_ms.into());
-                scope.set_extra("threshold_ms", (threshold.as_millis() as u64).into());
-            },
-            || {
-                sentry::capture_message(
-                    &format!("event loop blocked for {blocked_ms:.0} ms in {endpoint}"),
-                    Level::Warning,
-                )
-            },
+        let mut event = sentry::protocol::Event {
+            level: Level::Warning,
+            message: Some(format!(
+                "event loop blocked for {blocked_ms:.0} ms in {endpoint}"
+            )),
+            fingerprint: vec!["event-loop-blocked".into(), endpoint.to_owned().into()].into(),
+            ..Default::default()
+        };
+        event
+            .tags
+            .insert("endpoint".to_owned(), endpoint.to_owned());
+        event
+            .extra
+            .insert("blocked_ms".to_owned(), blocked_ms.into());
+        event.extra.insert(
+            "threshold_ms".to_owned(),
+            (threshold.as_millis() as u64).into(),
         );
+        // The request being served: its route, id and trace, like every request event.
+        if let Some(request) = crate::sentry::RequestSnapshot::current() {
+            request.apply(&mut event);
+        }
+        sentry::Hub::current().capture_event(event);
     }
 }

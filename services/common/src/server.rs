@@ -17,6 +17,7 @@ use crate::health::{self, Readiness};
 use crate::metrics::{Telemetry, metrics_handler};
 use crate::middleware::Guard;
 use crate::reporting::StallReporter;
+use crate::sentry::SentryLayer;
 use crate::stall::{StallDetector, register_worker, spawn_lag_probe};
 
 pub struct Application {
@@ -90,7 +91,8 @@ impl Application {
         let mounted = args.metrics_exposition.mounted();
         let lag_interval = Duration::from_millis(args.lag_probe_interval_ms);
         // Every layer is on in production; `--disable-layers` exists for `make bench`.
-        let sentry_on = args.layer_on(Layer::Sentry);
+        let sentry_on = args.layer_on(Layer::Sentry) && sentry::Hub::current().client().is_some();
+        let traces_sample_rate = args.sentry.sentry_traces_sample_rate;
         let access_log_on = args.layer_on(Layer::AccessLog);
         let http_metrics_on = args.layer_on(Layer::HttpMetrics);
         let stall_on = args.layer_on(Layer::Stall);
@@ -123,9 +125,7 @@ impl Application {
                 .wrap(Condition::new(http_metrics_on, http_metrics.clone()))
                 .wrap(Condition::new(
                     sentry_on,
-                    sentry_actix::Sentry::builder()
-                        .start_transaction(true)
-                        .finish(),
+                    SentryLayer { traces_sample_rate },
                 ))
         })
         .workers(workers)

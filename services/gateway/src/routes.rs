@@ -45,9 +45,7 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
         }
     }
     let timeout = Duration::from_millis(cli.upstream_timeout_ms);
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
+    let client = common::upstream::client(timeout)
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let instruments = &telemetry.instruments;
     Ok(web::Data::new(GatewayState {

@@ -24,9 +24,7 @@ pub struct WorkerState {
 
 pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>, String> {
     let timeout = Duration::from_millis(cli.upstream_timeout_ms);
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
+    let client = common::upstream::client(timeout)
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     url_check(&cli.backend_url)?;
     Ok(web::Data::new(WorkerState {
@@ -40,7 +38,7 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>,
             telemetry.instruments.clone(),
         ),
         client,
-        agent: ureq::Agent::new_with_defaults(),
+        agent: common::upstream::agent(),
     }))
 }
 
