@@ -148,6 +148,8 @@ fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
         &spotlight,
         &["--workers", "1", "--stall-threshold-ms", "10"],
     );
+    // Symbols load in the background after start; until then a panic has its line only.
+    loopscope_tests::wait_for_log(&svc, "panic reporter ready: symbols loaded");
 
     let (status, headers, body) = get_with(&svc.url("/fault/panic"), &[]);
     assert_eq!(status, 500, "{body}");
@@ -184,7 +186,11 @@ fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert!(frames.len() <= 64, "{} frames", frames.len());
+    assert!(
+        (3..=64).contains(&frames.len()),
+        "{} frames: {s}",
+        frames.len()
+    );
     for frame in &frames {
         let function = frame["function"].as_str().unwrap_or_default();
         let foreign = [
@@ -609,7 +615,7 @@ fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals(
             }
             let id = headers["x-request-id"].to_str().expect("id").to_owned();
             let event = spotlight.wait_for(&format!("{ty} event of {url}"), EVENT_WAIT, |i| {
-                is_event(i) && tag(i, "request_id") == Some(id.as_str())
+                is_event(i) && exception(i).is_some() && tag(i, "request_id") == Some(id.as_str())
             });
             let s = spotlight::summary(&event);
             let (kind, got_value) =
@@ -676,7 +682,7 @@ fn unsampled_requests_send_no_transaction_but_their_errors_keep_the_trace() {
     assert_eq!(status, 500);
     let id = headers["x-request-id"].to_str().expect("id").to_owned();
     let event = spotlight.wait_for("error event", EVENT_WAIT, |i| {
-        is_event(i) && tag(i, "request_id") == Some(id.as_str())
+        is_event(i) && exception(i).is_some() && tag(i, "request_id") == Some(id.as_str())
     });
     let trace_id = trace(&event, "trace_id").expect("trace id on an unsampled error");
     assert_eq!(access_log(&svc, &id)["trace_id"], trace_id);

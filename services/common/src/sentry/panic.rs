@@ -8,11 +8,11 @@
 //! transport, which sends it from its own thread. Nothing here ever flushes.
 use std::panic::{Location, PanicHookInfo};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use backtrace::Backtrace;
-use sentry::integrations::backtrace::backtrace_to_stacktrace;
-use sentry::protocol::{Event, Exception, Level, Mechanism, Stacktrace};
+use sentry::protocol::{Addr, Event, Exception, Frame, Level, Mechanism, Stacktrace};
 
 use super::event::RequestSnapshot;
 
@@ -27,13 +27,15 @@ struct PanicReport {
     message: String,
     file: String,
     line: u32,
-    backtrace: Backtrace,
+    /// `None` while the symbol tables load: the event then has the panicking line only.
+    backtrace: Option<Backtrace>,
     /// `Some` when the panic happened serving a routed request: caught and answered 500.
     request: Option<RequestSnapshot>,
     thread: String,
 }
 
 static QUEUED: OnceLock<SyncSender<PanicReport>> = OnceLock::new();
+static SYMBOLS_LOADED: AtomicBool = AtomicBool::new(false);
 
 /// Replaces the panic hook (once, when Sentry is on).
 pub(crate) fn install() {
@@ -43,7 +45,17 @@ pub(crate) fn install() {
     }
     let spawned = std::thread::Builder::new()
         .name("loopscope-sentry-panics".into())
-        .spawn(move || report_all(&rx));
+        .spawn(move || {
+            // Load the symbol tables now, not while the first panic waits for them.
+            let started = std::time::Instant::now();
+            let _ = symbolicate(&Backtrace::new_unresolved());
+            SYMBOLS_LOADED.store(true, Ordering::Release);
+            tracing::info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "panic reporter ready: symbols loaded"
+            );
+            report_all(&rx);
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the panic reporter; panics are logged only");
     }
@@ -77,11 +89,16 @@ fn hook(info: &PanicHookInfo<'_>) {
         request_id = request.as_ref().and_then(|r| r.tags.iter().find(|(k, _)| *k == "request_id").map(|(_, v)| v.as_str())),
         "a handler panicked"
     );
+    // Until the symbol tables are loaded, the resolver holds the backtrace lock (a second or
+    // more with full debug info): capturing then would make this event loop wait for it.
+    let backtrace = SYMBOLS_LOADED
+        .load(Ordering::Acquire)
+        .then(Backtrace::new_unresolved);
     let report = PanicReport {
         message,
         file: file.to_owned(),
         line,
-        backtrace: Backtrace::new_unresolved(),
+        backtrace,
         request,
         thread,
     };
@@ -107,10 +124,48 @@ fn report_all(rx: &Receiver<PanicReport>) {
     }
 }
 
-fn capture(mut report: PanicReport) {
-    report.backtrace.resolve();
-    let stacktrace =
-        backtrace_to_stacktrace(&report.backtrace).map(|st| trim(st, &report.file, report.line));
+/// Resolves `bt` one address at a time. The backtrace crate serialises capture and
+/// resolution behind one lock: resolving a whole backtrace at once (hundreds of ms with full
+/// debug info) would make the next panic's capture, on an event loop, wait for all of it.
+fn symbolicate(bt: &Backtrace) -> Stacktrace {
+    let mut frames = Vec::new();
+    for frame in bt.frames() {
+        let ip = frame.ip();
+        let before = frames.len();
+        backtrace::resolve(ip, |symbol| {
+            frames.push(Frame {
+                function: symbol.name().map(|n| format!("{n:#}")),
+                abs_path: symbol.filename().map(|f| f.display().to_string()),
+                filename: symbol
+                    .filename()
+                    .and_then(|f| f.file_name())
+                    .map(|f| f.to_string_lossy().into_owned()),
+                lineno: symbol.lineno().map(u64::from),
+                colno: symbol.colno().map(u64::from),
+                instruction_addr: Some(Addr(ip as u64)),
+                ..Default::default()
+            });
+        });
+        if frames.len() == before {
+            frames.push(Frame {
+                instruction_addr: Some(Addr(ip as u64)),
+                ..Default::default()
+            });
+        }
+    }
+    // Innermost first from the unwinder; Sentry wants the oldest first.
+    frames.reverse();
+    Stacktrace {
+        frames,
+        ..Default::default()
+    }
+}
+
+fn capture(report: PanicReport) {
+    let stacktrace = Some(match &report.backtrace {
+        Some(bt) => trim(symbolicate(bt), &report.file, report.line),
+        None => only_the_panicking_line(&report.file, report.line),
+    });
     let caught = report.request.is_some();
     let mut event = Event {
         // Caught and answered 500: an error, handled. Elsewhere the thread is lost: fatal.
@@ -136,6 +191,19 @@ fn capture(mut report: PanicReport) {
         request.with_tag("status", "500").apply(&mut event);
     }
     sentry::Hub::main().capture_event(event);
+}
+
+fn only_the_panicking_line(file: &str, line: u32) -> Stacktrace {
+    Stacktrace {
+        frames: vec![Frame {
+            filename: file.rsplit('/').next().map(str::to_owned),
+            abs_path: Some(file.to_owned()),
+            lineno: Some(u64::from(line)),
+            in_app: Some(true),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// Drops the frames of the panic machinery (everything newer than the panicking line), keeps
