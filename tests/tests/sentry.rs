@@ -636,6 +636,24 @@ fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals(
             assert!(tag(&event, "kind").is_some(), "{s}");
             let top = top_in_app_frame(&event).unwrap_or_else(|| panic!("no frame: {s}"));
             assert!(frame_file(&top).ends_with(".rs"), "{top}");
+            // Its warnings are breadcrumbs, and only its own.
+            let crumbs = event["breadcrumbs"]["values"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                crumbs.iter().any(|c| c["message"] == "upstream call failed"
+                    && c["data"]["request_id"] == id.as_str()
+                    && c["data"]["outcome"] == outcome),
+                "no breadcrumb of the failed call: {crumbs:?} in {event}"
+            );
+            assert!(
+                crumbs
+                    .iter()
+                    .all(|c| c["data"]["request_id"].is_null()
+                        || c["data"]["request_id"] == id.as_str()),
+                "another request's breadcrumbs: {crumbs:?}"
+            );
             values.push(got_value.to_owned());
         }
         assert_eq!(values, [value, value], "{path}");

@@ -2,6 +2,8 @@
 //! (`access=warn` silences the access log). Each request gets one access-log event with its
 //! request id (see middleware.rs).
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
@@ -17,11 +19,15 @@ pub fn init(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .finish()
+            .with(crate::sentry::Breadcrumbs)
             .try_init(),
         // Colours only on a terminal: `make up` writes these logs to files.
         LogFormat::Text => builder
             .compact()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .finish()
+            .with(crate::sentry::Breadcrumbs)
             .try_init(),
     };
 }

@@ -105,15 +105,16 @@ impl Reply {
     #[track_caller]
     pub fn success(self, upstream: &'static str) -> Result<Reply, UpstreamError> {
         if (200..300).contains(&self.status) {
-            Ok(self)
-        } else {
-            Err(UpstreamError::Failed {
-                upstream,
-                status: self.status,
-                body: self.body,
-                at: Location::caller(),
-            })
+            return Ok(self);
         }
+        let e = UpstreamError::Failed {
+            upstream,
+            status: self.status,
+            body: self.body,
+            at: Location::caller(),
+        };
+        tracing::warn!(upstream, outcome = e.outcome(), error = %e, "upstream call failed");
+        Err(e)
     }
 }
 

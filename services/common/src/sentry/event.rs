@@ -206,10 +206,10 @@ impl RequestSnapshot {
 }
 
 /// A one-frame stack: the line of our code an error was raised at.
-pub(crate) fn stack_at(at: &'static Location<'static>, function: &str) -> Stacktrace {
+/// (A `Location` has no function name; Sentry then shows the file and line.)
+pub(crate) fn stack_at(at: &'static Location<'static>) -> Stacktrace {
     Stacktrace {
         frames: vec![Frame {
-            function: Some(function.to_owned()),
             filename: Some(at.file().to_owned()),
             abs_path: Some(at.file().to_owned()),
             lineno: Some(u64::from(at.line())),

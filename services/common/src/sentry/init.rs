@@ -118,6 +118,7 @@ pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting> {
         .transport(factory);
     options.in_app_include = IN_APP.to_vec();
     options.in_app_exclude = NOT_IN_APP.to_vec();
+    options.before_send = Some(Arc::new(super::breadcrumbs::keep_own));
     let guard = sentry::init(options);
     sentry::configure_scope(|scope| {
         scope.set_tag("service", service.name);

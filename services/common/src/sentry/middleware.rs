@@ -121,7 +121,7 @@ fn capture_error<B>(res: &ServiceResponse<B>, trace: &RequestTrace) {
         exception: vec![Exception {
             ty: ty.to_owned(),
             value: Some(value),
-            stacktrace: at.map(|at| stack_at(at, "handler")),
+            stacktrace: at.map(stack_at),
             mechanism: Some(Mechanism {
                 ty: "http_error".to_owned(),
                 handled: Some(true),
