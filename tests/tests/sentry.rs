@@ -370,6 +370,7 @@ fn one_trace_spans_gateway_worker_and_backend() {
             trace(&worker, "span_id"),
             "{call}"
         );
+        assert!(span(&worker, "work").is_some(), "no work span in {worker}");
         if handling == "threadpool" {
             for op in ["pool.wait", "pool.job"] {
                 assert!(span(&worker, op).is_some(), "no {op} span in {worker}");
@@ -865,4 +866,34 @@ fn span<'a>(transaction: &'a Value, op: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|s| s["op"] == op)
+}
+
+#[test]
+fn an_oversized_upstream_body_fails_the_call_as_a_bad_body() {
+    let backend = start("backend", &["--latency-ms", "0"]);
+    for (handling, limit, status) in [
+        ("async", "64", 502),
+        ("threadpool", "64", 502),
+        ("async", "65536", 200),
+    ] {
+        let worker = start(
+            "worker",
+            &[
+                "--handling",
+                handling,
+                "--backend-url",
+                &backend.base_url(),
+                "--upstream-max-body-bytes",
+                limit,
+            ],
+        );
+        let (got, body) = worker.get("/work/call?ms=0");
+        assert_eq!(got, status, "{handling}, limit {limit}: {body}");
+        if status == 502 {
+            assert_eq!(
+                body["message"], "backend answered 200 with an unusable body (too large)",
+                "{body}"
+            );
+        }
+    }
 }

@@ -349,18 +349,20 @@ impl Upstream {
                     .body_mut()
                     .with_config()
                     .limit(self.max_body as u64)
-                    .read_json::<Value>()
+                    .read_to_vec()
                 {
-                    Ok(body) => Ok(Reply {
-                        status,
-                        body,
-                        elapsed: started.elapsed(),
-                    }),
+                    Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                        .map(|body| Reply {
+                            status,
+                            body,
+                            elapsed: started.elapsed(),
+                        })
+                        .map_err(|_| self.bad_body(status, "not JSON", at)),
                     Err(ureq::Error::Timeout(_)) => Err(self.timed_out(at)),
                     Err(ureq::Error::BodyExceedsLimit(_)) => {
                         Err(self.bad_body(status, "too large", at))
                     }
-                    Err(_) => Err(self.bad_body(status, "not JSON", at)),
+                    Err(_) => Err(self.bad_body(status, "cut short", at)),
                 }
             }
             Err(ureq::Error::Timeout(_)) => Err(self.timed_out(at)),

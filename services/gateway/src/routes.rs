@@ -55,13 +55,15 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
             &cli.worker_async_url,
             timeout,
             instruments.clone(),
-        ),
+        )
+        .max_body_bytes(cli.server.upstream_max_body_bytes as usize),
         worker_threadpool: Upstream::new(
             "worker-threadpool",
             &cli.worker_threadpool_url,
             timeout,
             instruments.clone(),
-        ),
+        )
+        .max_body_bytes(cli.server.upstream_max_body_bytes as usize),
         max_ms: cli.server.max_ms,
         max_fanout: cli.max_fanout as usize,
     }))

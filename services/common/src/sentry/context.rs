@@ -164,6 +164,17 @@ impl Propagation {
     }
 }
 
+/// A child span of the current request's transaction; `None` (and no cost) when unsampled.
+/// Finish it with `Span::finish`; one dropped unfinished is not sent.
+pub fn child_span(op: &str, description: &str) -> Option<sentry::Span> {
+    with_current(|t| {
+        t.transaction
+            .as_ref()
+            .map(|tx| tx.start_child(op, description))
+    })
+    .flatten()
+}
+
 /// The id of the current request's trace, for the access log.
 pub fn current_trace_id() -> Option<TraceId> {
     with_current(|t| t.trace_id)

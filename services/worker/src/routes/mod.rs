@@ -36,7 +36,8 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>,
             &cli.backend_url,
             timeout,
             telemetry.instruments.clone(),
-        ),
+        )
+        .max_body_bytes(cli.server.upstream_max_body_bytes as usize),
         client,
         agent: common::upstream::agent(),
     }))
