@@ -120,7 +120,10 @@ impl ResponseError for ApiError {
             param,
             None,
         );
-        res.extensions_mut().insert(Raised(self.sentry_summary()));
+        // What the Sentry layer reports; only a 5xx is reported.
+        if res.status().is_server_error() {
+            res.extensions_mut().insert(Raised(self.sentry_summary()));
+        }
         res
     }
 }

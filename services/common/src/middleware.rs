@@ -136,8 +136,7 @@ where
             if let Some(log) = log {
                 let status = res.status().as_u16();
                 let error = res.response().error().map(ToString::to_string);
-                let trace_id =
-                    crate::sentry::current_trace_id().map(tracing::field::display);
+                let trace_id = crate::sentry::current_trace_id().map(tracing::field::display);
                 tracing::info!(
                     target: "access",
                     request_id = %request_id,

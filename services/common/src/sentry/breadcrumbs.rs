@@ -6,6 +6,7 @@
 //! Not sentry-tracing's `BreadcrumbLayer`: it cannot add the request id, and its converter
 //! for custom mappings is deprecated. The conversion itself is these few lines.
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sentry::protocol::{Breadcrumb, Map, Value};
 use tracing::field::{Field, Visit};
@@ -14,6 +15,13 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
 pub struct Breadcrumbs;
+
+/// Set once the client is up: without Sentry, warnings are not converted at all.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
 
 #[derive(Default)]
 struct Fields {
@@ -63,7 +71,7 @@ impl Fields {
 impl<S: Subscriber> Layer<S> for Breadcrumbs {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = *event.metadata().level();
-        if level > Level::WARN {
+        if level > Level::WARN || !ENABLED.load(Ordering::Relaxed) {
             return;
         }
         let mut fields = Fields::default();

@@ -127,6 +127,7 @@ pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting> {
         }
     });
     super::panic::install();
+    super::breadcrumbs::enable();
     tracing::info!(
         dsn_host = dsn.host(),
         environment = %args.sentry_environment,
