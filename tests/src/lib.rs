@@ -240,6 +240,19 @@ pub fn assert_bad_request(svc: &Service, path: &str, param: &str) {
     );
 }
 
+/// Waits up to a minute (a debug build on a busy machine) for a log line containing `text`.
+pub fn wait_for_log(svc: &Service, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !svc.logs().iter().any(|l| l.contains(text)) {
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {text:?} within 60 s:\n{}",
+            svc.logs().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A TCP port that accepts connections and never answers: a hung dependency.
 pub fn black_hole() -> (std::net::TcpListener, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

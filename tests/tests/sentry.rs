@@ -5,8 +5,11 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use loopscope_tests::spotlight::{self, Spotlight, exception, request_url, tag, trace};
-use loopscope_tests::{Service, start};
+use loopscope_tests::{Service, black_hole, closed_port_url, start};
 use serde_json::Value;
+
+/// The worker's fault routes, to find the lines events must point at.
+const FAULT_RS: &str = include_str!("../../services/worker/src/routes/fault.rs");
 
 /// How long an event may take to reach Spotlight on a busy machine (it usually takes ms).
 const EVENT_WAIT: Duration = Duration::from_secs(20);
@@ -63,45 +66,92 @@ fn assert_release(item: &Value) {
 }
 
 #[test]
-fn an_error_response_reaches_sentry_with_exception_tags_and_release() {
+fn an_error_response_reaches_sentry_with_route_tags_request_id_trace_and_stack() {
     let spotlight = Spotlight::start();
     let svc = worker(&spotlight, &["--sentry-environment", "sentry-e2e"]);
 
-    let (status, body) = svc.get("/fault/error");
+    // A caller's request id is kept; a secret in the query never leaves the process.
+    let (status, headers, body) = get_with(
+        &svc.url("/fault/error?token=hunter2&ms=5"),
+        &[("x-request-id", "caller-id-42")],
+    );
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["error"], "injected_fault", "{body}");
+    assert_eq!(headers["x-request-id"], "caller-id-42");
+    assert_eq!(body["request_id"], "caller-id-42", "{body}");
 
     let event = spotlight.wait_for("error event of GET /fault/error", EVENT_WAIT, |i| {
-        is_event(i) && url_ends_with(i, "/fault/error")
+        is_event(i) && url_contains(i, "/fault/error")
     });
     let s = spotlight::summary(&event);
     let (kind, value) = exception(&event).unwrap_or_else(|| panic!("no exception: {s}"));
-    assert_eq!(kind, "Injected", "{s}");
-    assert!(
-        value.contains("injected fault") && value.contains("/fault/error"),
-        "{s}"
-    );
+    assert_eq!(kind, "InjectedFault", "{s}");
+    assert_eq!(value, "injected fault: GET /fault/error was called", "{s}");
     // `error` is the default level, which the SDK leaves out.
     assert_eq!(event["level"].as_str().unwrap_or("error"), "error", "{s}");
-    assert_worker_tags(&event);
+    assert_request_event(&event, "GET", "/fault/error", "500", "caller-id-42");
+    assert_eq!(tag(&event, "kind"), None, "{s}");
     assert_release(&event);
     assert_eq!(event["environment"], "sentry-e2e", "{s}");
-    // Captured inside the request's transaction, so it is linked to its trace.
+    // Where it came from: the line of fault.rs that raised it.
+    let top = top_in_app_frame(&event).unwrap_or_else(|| panic!("no in-app frame: {s}"));
     assert!(
-        trace(&event, "trace_id").is_some_and(|t| t.len() == 32),
-        "{s}"
+        frame_file(&top).ends_with("routes/fault.rs"),
+        "top frame {top} of {s}"
+    );
+    assert_eq!(
+        top["lineno"],
+        line_of(FAULT_RS, "ApiError::injected("),
+        "{top}"
+    );
+    // Redacted, and nowhere else in the event either.
+    let url = request_url(&event).unwrap_or_default();
+    assert!(
+        url.contains("token=[Filtered]") && url.contains("ms=5"),
+        "{url}"
+    );
+    assert!(
+        !event.to_string().contains("hunter2"),
+        "the secret was sent: {event}"
+    );
+    // The event and the access-log line name the same trace.
+    let trace_id = trace(&event, "trace_id").unwrap_or_else(|| panic!("no trace id: {s}"));
+    assert_eq!(trace_id.len(), 32, "{s}");
+    assert_eq!(
+        access_log(&svc, "caller-id-42")["trace_id"],
+        trace_id,
+        "the access-log line of the request names another trace"
     );
 }
 
 #[test]
-fn a_panic_reaches_sentry_and_the_worker_keeps_serving() {
+fn an_invalid_or_oversized_request_id_is_replaced() {
+    let svc = start("worker", &["--handling", "async"]);
+    for bad in ["a b", &"x".repeat(65), "caf\u{e9}"] {
+        let (status, headers, _) = get_with(&svc.url("/work/io?ms=0"), &[("x-request-id", bad)]);
+        assert_eq!(status, 200);
+        let id = headers["x-request-id"].to_str().expect("ascii");
+        assert!(id != bad && id.len() == 32, "{bad:?} kept as {id:?}");
+    }
+    let (_, headers, _) = get_with(&svc.url("/work/io?ms=0"), &[("x-request-id", "ok-id_1.2")]);
+    assert_eq!(headers["x-request-id"], "ok-id_1.2");
+}
+
+#[test]
+fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
     let spotlight = Spotlight::start();
     // One event loop: the request after the panic is served by the thread that panicked.
-    let svc = worker(&spotlight, &["--workers", "1"]);
+    let svc = worker(
+        &spotlight,
+        &["--workers", "1", "--stall-threshold-ms", "10"],
+    );
+    // Symbols load in the background after start; until then a panic has its line only.
+    loopscope_tests::wait_for_log(&svc, "panic reporter ready: symbols loaded");
 
-    let (status, body) = svc.get("/fault/panic");
+    let (status, headers, body) = get_with(&svc.url("/fault/panic"), &[]);
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["error"], "internal_error", "{body}");
+    let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
 
     let event = spotlight.wait_for("panic event", EVENT_WAIT, |i| {
         is_event(i) && exception(i).is_some_and(|(kind, _)| kind == "panic")
@@ -109,15 +159,53 @@ fn a_panic_reaches_sentry_and_the_worker_keeps_serving() {
     let s = spotlight::summary(&event);
     let (_, value) = exception(&event).expect("exception");
     assert!(value.contains("injected panic"), "{s}");
-    assert_eq!(event["level"], "fatal", "{s}");
-    assert_eq!(
-        event["exception"]["values"][0]["mechanism"]["handled"], false,
-        "{s}"
-    );
-    assert!(url_ends_with(&event, "/fault/panic"), "{s}");
-    assert_worker_tags(&event);
+    // Caught and answered: an error (the default level, left out), handled; not a crash.
+    assert_eq!(event["level"].as_str().unwrap_or("error"), "error", "{s}");
+    let mechanism = &event["exception"]["values"][0]["mechanism"];
+    assert_eq!(mechanism["type"], "panic", "{s}");
+    assert_eq!(mechanism["handled"], true, "{s}");
+    assert_request_event(&event, "GET", "/fault/panic", "500", &request_id);
     assert_release(&event);
     assert_eq!(event["environment"], "local", "{s}");
+
+    // The culprit is the panicking line, and no SDK, std, tokio or actix frame is in-app.
+    let top = top_in_app_frame(&event).unwrap_or_else(|| panic!("no in-app frame: {s}"));
+    assert!(
+        frame_file(&top).ends_with("routes/fault.rs"),
+        "top in-app frame {top}"
+    );
+    assert_eq!(
+        top["lineno"],
+        line_of(FAULT_RS, "panic!(\"injected panic"),
+        "{top}"
+    );
+    let frames = event["exception"]["values"][0]["stacktrace"]["frames"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        (3..=64).contains(&frames.len()),
+        "{} frames: {s}",
+        frames.len()
+    );
+    for frame in &frames {
+        let function = frame["function"].as_str().unwrap_or_default();
+        let foreign = [
+            "std::", "core::", "tokio::", "actix", "sentry", "<core::", "<std::",
+        ]
+        .iter()
+        .any(|p| function.starts_with(p));
+        assert!(
+            !(foreign && frame["in_app"] == true),
+            "{function} is marked in-app"
+        );
+        assert!(function.chars().count() <= 201, "{function}");
+    }
+    assert_eq!(
+        access_log(&svc, &request_id)["trace_id"].as_str(),
+        trace(&event, "trace_id"),
+        "{s}"
+    );
 
     let (status, body) = svc.get("/work/io?ms=1");
     assert_eq!(
@@ -125,6 +213,20 @@ fn a_panic_reaches_sentry_and_the_worker_keeps_serving() {
         "the worker stopped serving after a panic: {body}"
     );
     assert_eq!(body["kind"], "io", "{body}");
+    // Reported off the event loop: the panic did not hold it past the stall threshold.
+    spotlight.wait_for("transaction of GET /work/io", EVENT_WAIT, |i| {
+        is_transaction(i) && url_contains(i, "/work/io?ms=1")
+    });
+    let stalls: Vec<String> = spotlight
+        .items()
+        .iter()
+        .filter(|i| is_stall_report(i))
+        .map(spotlight::summary)
+        .collect();
+    assert!(
+        stalls.is_empty(),
+        "a panic was reported as a blocked event loop: {stalls:#?}"
+    );
 }
 
 #[test]
@@ -233,18 +335,42 @@ fn one_trace_spans_gateway_worker_and_backend() {
         let w = spotlight::summary(&worker);
         assert_eq!(tag(&worker, "handling"), Some(handling), "{w}");
         assert!(url_ends_with(&worker, "/work/call?ms=5"), "{w}");
+        let name = worker["transaction"].as_str().unwrap_or_default();
+        assert!(
+            name == "GET /work/call" || name == "GET /work/{kind}",
+            "{w}"
+        );
+        // Each callee's transaction hangs under the caller's span of the call.
+        let call = span(&root, "http.client").unwrap_or_else(|| panic!("no call span in {root}"));
         assert_eq!(
             trace(&worker, "parent_span_id"),
-            trace(&root, "span_id"),
-            "the worker's transaction is a child of the gateway's: {w}"
+            call["span_id"].as_str(),
+            "the worker's transaction is a child of the gateway's call span: {w}"
         );
         let b = spotlight::summary(&backend);
         assert!(url_ends_with(&backend, "/query?ms=5"), "{b}");
+        let call =
+            span(&worker, "http.client").unwrap_or_else(|| panic!("no call span in {worker}"));
         assert_eq!(
             trace(&backend, "parent_span_id"),
-            trace(&worker, "span_id"),
-            "the backend's transaction is a child of the worker's: {b}"
+            call["span_id"].as_str(),
+            "the backend's transaction is a child of the worker's call span: {b}"
         );
+        assert_eq!(
+            call["parent_span_id"].as_str(),
+            trace(&worker, "span_id"),
+            "{call}"
+        );
+        assert!(span(&worker, "work").is_some(), "no work span in {worker}");
+        if handling == "threadpool" {
+            for op in ["pool.wait", "pool.job"] {
+                assert!(span(&worker, op).is_some(), "no {op} span in {worker}");
+            }
+        }
+        // One request id along the chain.
+        let id = tag(&root, "request_id").expect("request_id").to_owned();
+        assert_eq!(tag(&worker, "request_id"), Some(id.as_str()), "{w}");
+        assert_eq!(tag(&backend, "request_id"), Some(id.as_str()), "{b}");
         for tx in [&root, &worker, &backend] {
             assert_release(tx);
         }
@@ -384,4 +510,381 @@ fn sentry_release_overrides_the_build_stamped_release() {
         "{}",
         spotlight::summary(&event)
     );
+}
+
+#[test]
+fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals() {
+    let spotlight = Spotlight::start();
+    let dsn = spotlight.dsn();
+    let (hung, hung_url) = black_hole();
+    let healthy = start("worker", &["--handling", "threadpool"]);
+    let backend = start("backend", &traced(&dsn, &["--error-rate", "1"]));
+    let worker = start(
+        "worker",
+        &traced(
+            &dsn,
+            &["--handling", "async", "--backend-url", &backend.base_url()],
+        ),
+    );
+    let down = closed_port_url();
+    let gateway_502 = start(
+        "gateway",
+        &traced(
+            &dsn,
+            &[
+                "--worker-async-url",
+                &down,
+                "--worker-threadpool-url",
+                &healthy.base_url(),
+            ],
+        ),
+    );
+    let gateway_504 = start(
+        "gateway",
+        &traced(
+            &dsn,
+            &[
+                "--worker-async-url",
+                &healthy.base_url(),
+                "--worker-threadpool-url",
+                &hung_url,
+                "--upstream-timeout-ms",
+                "300",
+            ],
+        ),
+    );
+
+    // (service, path, status, exception type, upstream, outcome, stable value, body says)
+    let cases = [
+        (
+            &gateway_502,
+            "/api/async/work/io?ms=",
+            502,
+            "UpstreamUnreachable",
+            "worker-async",
+            "unreachable",
+            "worker-async is unreachable (connection refused)",
+            "gateway",
+        ),
+        (
+            &gateway_504,
+            "/api/threadpool/work/io?ms=",
+            504,
+            "UpstreamTimeout",
+            "worker-threadpool",
+            "timeout",
+            "worker-threadpool did not answer within 300 ms",
+            "gateway",
+        ),
+        (
+            &worker,
+            "/work/call?ms=",
+            502,
+            "UpstreamBadStatus",
+            "backend",
+            "server_error",
+            "backend failed with status 503",
+            "worker",
+        ),
+    ];
+    for (svc, path, status, ty, upstream, outcome, value, service) in cases {
+        let mut values = Vec::new();
+        // Two requests differing only in the query: one issue in Sentry, not two.
+        for ms in [5, 6] {
+            let url = svc.url(&format!("{path}{ms}"));
+            let (got, headers, body) = get_with(&url, &[]);
+            assert_eq!(got, status, "{url}: {body}");
+            let text = body.to_string();
+            assert!(
+                text.contains(upstream),
+                "the body does not name {upstream}: {text}"
+            );
+            for internal in ["127.0.0.1", "http://", "os error", "?ms"] {
+                assert!(
+                    !text.contains(internal),
+                    "the body leaks {internal:?}: {text}"
+                );
+            }
+            let id = headers["x-request-id"].to_str().expect("id").to_owned();
+            let event = spotlight.wait_for(&format!("{ty} event of {url}"), EVENT_WAIT, |i| {
+                is_event(i) && exception(i).is_some() && tag(i, "request_id") == Some(id.as_str())
+            });
+            let s = spotlight::summary(&event);
+            let (kind, got_value) =
+                exception(&event).unwrap_or_else(|| panic!("no exception: {s}"));
+            assert_eq!(kind, ty, "{s}");
+            assert_eq!(tag(&event, "service"), Some(service), "{s}");
+            assert_eq!(tag(&event, "upstream"), Some(upstream), "{s}");
+            assert_eq!(tag(&event, "outcome"), Some(outcome), "{s}");
+            assert_eq!(
+                tag(&event, "status"),
+                Some(status.to_string().as_str()),
+                "{s}"
+            );
+            assert!(
+                tag(&event, "route").is_some_and(|r| r.contains("/work/")),
+                "{s}"
+            );
+            assert!(tag(&event, "kind").is_some(), "{s}");
+            let top = top_in_app_frame(&event).unwrap_or_else(|| panic!("no frame: {s}"));
+            assert!(frame_file(&top).ends_with(".rs"), "{top}");
+            // Its warnings are breadcrumbs, and only its own.
+            let crumbs = event["breadcrumbs"]["values"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                crumbs.iter().any(|c| c["message"] == "upstream call failed"
+                    && c["data"]["request_id"] == id.as_str()
+                    && c["data"]["outcome"] == outcome),
+                "no breadcrumb of the failed call: {crumbs:?} in {event}"
+            );
+            assert!(
+                crumbs
+                    .iter()
+                    .all(|c| c["data"]["request_id"].is_null()
+                        || c["data"]["request_id"] == id.as_str()),
+                "another request's breadcrumbs: {crumbs:?}"
+            );
+            values.push(got_value.to_owned());
+        }
+        assert_eq!(values, [value, value], "{path}");
+    }
+    // The worker forwarded its request id to the backend, whose access log shows it.
+    let worker_ids: Vec<String> = worker
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            l["target"] == "access" && l["route"].as_str().is_some_and(|r| r.starts_with("/work/"))
+        })
+        .filter_map(|l| l["request_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(worker_ids.len(), 2, "{worker_ids:?}");
+    for id in &worker_ids {
+        let line = access_log(&backend, id);
+        assert_eq!(line["route"], "/query", "{line}");
+    }
+    drop(hung);
+}
+
+#[test]
+fn unsampled_requests_send_no_transaction_but_their_errors_keep_the_trace() {
+    let spotlight = Spotlight::start();
+    let dsn = spotlight.dsn();
+    let svc = start(
+        "worker",
+        &[
+            "--handling",
+            "async",
+            "--sentry-dsn",
+            &dsn,
+            "--sentry-traces-sample-rate",
+            "0",
+        ],
+    );
+    // Probes and unsampled requests first: the transport sends in order, so any transaction
+    // of theirs would arrive before the error event awaited below.
+    for path in ["/healthz", "/readyz", "/work/io?ms=1"] {
+        assert_eq!(svc.get(path).0, 200, "{path}");
+    }
+    let (status, headers, _) = get_with(&svc.url("/fault/error"), &[]);
+    assert_eq!(status, 500);
+    let id = headers["x-request-id"].to_str().expect("id").to_owned();
+    let event = spotlight.wait_for("error event", EVENT_WAIT, |i| {
+        is_event(i) && exception(i).is_some() && tag(i, "request_id") == Some(id.as_str())
+    });
+    let trace_id = trace(&event, "trace_id").expect("trace id on an unsampled error");
+    assert_eq!(access_log(&svc, &id)["trace_id"], trace_id);
+    let transactions: Vec<String> = spotlight
+        .transactions()
+        .iter()
+        .map(spotlight::summary)
+        .collect();
+    assert!(
+        transactions.is_empty(),
+        "unsampled requests sent {transactions:#?}"
+    );
+
+    // An incoming decision wins over the local rate: the caller sampled, so we trace.
+    let caller_trace = "0123456789abcdef0123456789abcdef";
+    let (status, _, _) = get_with(
+        &svc.url("/work/io?ms=1"),
+        &[(
+            "sentry-trace",
+            &format!("{caller_trace}-0123456789abcdef-1"),
+        )],
+    );
+    assert_eq!(status, 200);
+    let tx = spotlight.wait_for(
+        "transaction continuing the caller's trace",
+        EVENT_WAIT,
+        is_transaction,
+    );
+    assert_eq!(
+        trace(&tx, "trace_id"),
+        Some(caller_trace),
+        "{}",
+        spotlight::summary(&tx)
+    );
+    assert_eq!(trace(&tx, "parent_span_id"), Some("0123456789abcdef"));
+}
+
+#[test]
+fn probes_are_not_traced_and_the_startup_log_says_where_sentry_goes() {
+    let spotlight = Spotlight::start();
+    let svc = worker(&spotlight, &["--metrics-exposition", "both"]);
+    for path in ["/healthz", "/readyz", "/metrics", "/work/io?ms=1"] {
+        assert_eq!(svc.get(path).0, 200, "{path}");
+    }
+    spotlight.wait_for("transaction of /work/io", EVENT_WAIT, |i| {
+        is_transaction(i) && url_contains(i, "/work/io")
+    });
+    let probes: Vec<String> = spotlight
+        .transactions()
+        .iter()
+        .filter(|t| !url_contains(t, "/work/io"))
+        .map(spotlight::summary)
+        .collect();
+    assert!(probes.is_empty(), "probes were traced: {probes:#?}");
+    let on = log_line(&svc, "sentry on");
+    assert_eq!(on["dsn_host"], "127.0.0.1", "{on}");
+    assert_eq!(on["environment"], "local", "{on}");
+    assert_eq!(on["traces_sample_rate"], 1.0, "{on}");
+    assert!(
+        on["release"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("loopscope@")),
+        "{on}"
+    );
+
+    let off = start("worker", &["--handling", "async"]);
+    log_line(&off, "sentry off");
+}
+
+/// GET with extra headers: status, response headers, JSON body (Null if not JSON).
+fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = loopscope_tests::client(Duration::from_secs(30)).get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let res = request.send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = serde_json::from_str(&res.text().unwrap_or_default()).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn url_contains(item: &Value, part: &str) -> bool {
+    request_url(item).is_some_and(|u| u.contains(part))
+}
+
+/// The first log line (JSON) whose message is `message`.
+fn log_line(svc: &Service, message: &str) -> Value {
+    svc.logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == message)
+        .unwrap_or_else(|| panic!("no {message:?} log line in:\n{}", last_logs(svc)))
+}
+
+/// The access-log line of the request with id `request_id` (waits for it briefly).
+fn access_log(svc: &Service, request_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = svc
+            .logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["target"] == "access" && l["request_id"] == request_id);
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access-log line for {request_id}:\n{}",
+            last_logs(svc)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Tags, transaction and request every request-bound event carries.
+fn assert_request_event(event: &Value, method: &str, route: &str, status: &str, request_id: &str) {
+    let s = spotlight::summary(event);
+    assert_worker_tags(event);
+    assert_eq!(event["transaction"], format!("{method} {route}"), "{s}");
+    assert_eq!(tag(event, "route"), Some(route), "{s}");
+    assert_eq!(tag(event, "status"), Some(status), "{s}");
+    assert_eq!(tag(event, "request_id"), Some(request_id), "{s}");
+    assert!(
+        tag(event, "worker").is_some_and(|w| w.parse::<u32>().is_ok()),
+        "{s}"
+    );
+    assert_eq!(event["request"]["method"], method, "{s}");
+    assert!(url_contains(event, route), "{s}");
+}
+
+/// The innermost in-app frame of the first exception (frames are oldest first).
+fn top_in_app_frame(event: &Value) -> Option<Value> {
+    event["exception"]["values"][0]["stacktrace"]["frames"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|f| f["in_app"] == true)
+        .cloned()
+}
+
+fn frame_file(frame: &Value) -> &str {
+    frame["abs_path"]
+        .as_str()
+        .or_else(|| frame["filename"].as_str())
+        .unwrap_or_default()
+}
+
+/// The 1-based line of the first line of `source` containing `needle`.
+fn line_of(source: &str, needle: &str) -> u64 {
+    source
+        .lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i as u64 + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not found"))
+}
+
+/// The first span of a transaction with operation `op`.
+fn span<'a>(transaction: &'a Value, op: &str) -> Option<&'a Value> {
+    transaction["spans"]
+        .as_array()?
+        .iter()
+        .find(|s| s["op"] == op)
+}
+
+#[test]
+fn an_oversized_upstream_body_fails_the_call_as_a_bad_body() {
+    let backend = start("backend", &["--latency-ms", "0"]);
+    for (handling, limit, status) in [
+        ("async", "64", 502),
+        ("threadpool", "64", 502),
+        ("async", "65536", 200),
+    ] {
+        let worker = start(
+            "worker",
+            &[
+                "--handling",
+                handling,
+                "--backend-url",
+                &backend.base_url(),
+                "--upstream-max-body-bytes",
+                limit,
+            ],
+        );
+        let (got, body) = worker.get("/work/call?ms=0");
+        assert_eq!(got, status, "{handling}, limit {limit}: {body}");
+        if status == 502 {
+            assert_eq!(
+                body["message"], "backend answered 200 with an unusable body (too large)",
+                "{body}"
+            );
+        }
+    }
 }

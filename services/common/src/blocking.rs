@@ -87,8 +87,9 @@ impl Drop for Waiting {
 pub const SHED_QUEUE_FULL: &str = "queue_full";
 pub const SHED_ABANDONED: &str = "abandoned";
 
-/// Runs `job` on the blocking pool. The request's Sentry hub goes with it, so an error or a
-/// span recorded inside belongs to the request that asked for it.
+/// Runs `job` on the blocking pool. The request's trace goes with it, so a call made inside
+/// carries the request's trace headers and id; when sampled, the wait for a pool thread and
+/// the job are child spans of the request's transaction.
 pub async fn run_blocking<R, F>(
     instruments: &Instruments,
     job: F,
@@ -117,7 +118,10 @@ where
     let place = Place(in_pool);
 
     let submitted = Instant::now();
-    let hub = sentry::Hub::current();
+    let trace = crate::sentry::propagation();
+    let wait_span = trace
+        .as_ref()
+        .and_then(|t| t.child("pool.wait", "wait for a blocking-pool thread"));
     let in_flight = instruments.blocking_in_flight.clone();
     in_flight.add(1, &[]);
     // Decrement even when the request is dropped while the job waits.
@@ -138,7 +142,20 @@ where
         }
         let queued = submitted.elapsed();
         wait.record(queued.as_secs_f64(), &[]);
-        let value = sentry::Hub::run(hub, job);
+        if let Some(span) = wait_span {
+            span.finish();
+        }
+        let value = match trace {
+            Some(trace) => {
+                let span = trace.child("pool.job", "the job on a blocking-pool thread");
+                let value = trace.run(job);
+                if let Some(span) = span {
+                    span.finish();
+                }
+                value
+            }
+            None => job(),
+        };
         Some(Blocked { value, queued })
     })
     .await;

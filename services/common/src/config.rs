@@ -74,6 +74,11 @@ pub struct ServerArgs {
     #[arg(long, env = "LOOPSCOPE_SHUTDOWN_DELAY_SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_delay_secs: u64,
 
+    /// Largest answer body accepted from another service (gateway → worker → backend); a
+    /// larger one fails the call as `bad_body` instead of filling memory.
+    #[arg(long, env = "LOOPSCOPE_UPSTREAM_MAX_BODY_BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    pub upstream_max_body_bytes: u64,
+
     /// `json` (one object per line, for machines) or `text` (for people). Filter with RUST_LOG.
     #[arg(long, env = "LOOPSCOPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -95,7 +100,7 @@ pub struct ServerArgs {
 /// An instrumentation layer of the request path that `--disable-layers` can switch off.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
-    /// The sentry-actix middleware: a hub, a transaction and a request context per request.
+    /// The Sentry middleware: sampling, trace propagation, error events (see sentry/).
     Sentry,
     /// The access-log event of each request.
     AccessLog,

@@ -1,6 +1,8 @@
 //! The one error type handlers return. Every error leaves as JSON,
 //! `{"error": "bad_request", "message": "...", "param": "ms", "request_id": "..."}`,
 //! and a 5xx never echoes internals.
+use std::panic::Location;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -21,8 +23,12 @@ pub enum ApiError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     /// A fault asked for on purpose (`/fault/error`), so Sentry has something to capture.
-    #[error("injected fault: {0}")]
-    Injected(String),
+    /// `at`: the line that raised it, the top frame of its Sentry event.
+    #[error("injected fault: {message}")]
+    Injected {
+        message: String,
+        at: &'static Location<'static>,
+    },
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Too much work accepted already (a full blocking-pool queue): 503 with `Retry-After`.
@@ -51,13 +57,44 @@ impl ApiError {
         }
     }
 
+    /// An injected fault, raised at the caller's line.
+    #[track_caller]
+    pub fn injected(message: impl Into<String>) -> Self {
+        Self::Injected {
+            message: message.into(),
+            at: Location::caller(),
+        }
+    }
+
+    /// The exception type of its Sentry event: one per kind of failure, so Sentry groups
+    /// timeouts apart from refusals and bad answers.
+    pub fn sentry_type(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "BadRequest",
+            Self::NotFound { .. } => "NotFound",
+            Self::Upstream(e) => e.sentry_type(),
+            Self::Injected { .. } => "InjectedFault",
+            Self::ShuttingDown => "ShuttingDown",
+            Self::Overloaded(_) => "Overloaded",
+        }
+    }
+
+    /// The line of our code the error was raised at, when known.
+    pub fn location(&self) -> Option<&'static Location<'static>> {
+        match self {
+            Self::Upstream(e) => Some(e.location()),
+            Self::Injected { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
     fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "bad_request",
             Self::NotFound { .. } => "not_found",
             Self::Upstream(e) if e.is_timeout() => "upstream_timeout",
             Self::Upstream(_) => "upstream_unavailable",
-            Self::Injected(_) => "injected_fault",
+            Self::Injected { .. } => "injected_fault",
             Self::ShuttingDown => "shutting_down",
             Self::Overloaded(o) => o.code,
         }
@@ -71,7 +108,7 @@ impl ResponseError for ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Upstream(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Self::Injected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Injected { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ShuttingDown | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -84,27 +121,69 @@ impl ResponseError for ApiError {
             Self::BadRequest { param, .. } => Some(*param),
             _ => None,
         };
-        json_error(
+        let mut res = json_error(
             self.status_code(),
             self.code(),
             self.to_string(),
             param,
             None,
-        )
+        );
+        // What the Sentry layer reports; only a 5xx is reported, and not a shutdown.
+        if matches!(self, Self::ShuttingDown) {
+            res.extensions_mut().insert(NotReported);
+        } else if res.status().is_server_error() {
+            res.extensions_mut().insert(Raised(self.sentry_summary()));
+        }
+        res
+    }
+}
+
+/// What the Sentry layer needs of the `ApiError` behind a response (`with_details` hides the
+/// type inside an actix `InternalError`, so the error travels in the response's extensions).
+#[derive(Clone, Debug)]
+pub(crate) struct Raised(pub(crate) ErrorSummary);
+
+/// On a 5xx that is no bug (load shed, shutting down): the Sentry layer sends no event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NotReported;
+
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorSummary {
+    pub(crate) ty: &'static str,
+    pub(crate) value: String,
+    pub(crate) at: Option<&'static Location<'static>>,
+    /// `upstream` and `outcome` of an upstream failure.
+    pub(crate) upstream: Option<(&'static str, &'static str)>,
+}
+
+impl ApiError {
+    fn sentry_summary(&self) -> ErrorSummary {
+        ErrorSummary {
+            ty: self.sentry_type(),
+            value: self.to_string(),
+            at: self.location(),
+            upstream: match self {
+                Self::Upstream(e) => Some((e.upstream(), e.outcome())),
+                _ => None,
+            },
+        }
     }
 }
 
 impl ApiError {
     /// This error's response with `details` attached; the error itself stays attached too,
-    /// so sentry-actix still captures a 5xx.
+    /// so the Sentry layer still captures a 5xx.
     pub fn with_details(self, details: serde_json::Value) -> actix_web::Error {
-        let response = json_error(
+        let mut response = json_error(
             self.status_code(),
             self.code(),
             self.to_string(),
             None,
             Some(details),
         );
+        response
+            .extensions_mut()
+            .insert(Raised(self.sentry_summary()));
         actix_web::error::InternalError::from_response(self, response).into()
     }
 }

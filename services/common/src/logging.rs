@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
@@ -71,11 +73,15 @@ pub fn init(format: LogFormat) -> LogWriterGuard {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .finish()
+            .with(crate::sentry::Breadcrumbs)
             .try_init(),
         // Colours only on a terminal: `make up` writes these logs to files.
         LogFormat::Text => builder
             .compact()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .finish()
+            .with(crate::sentry::Breadcrumbs)
             .try_init(),
     };
     LogWriterGuard(installed.ok().map(|()| {

@@ -1,5 +1,6 @@
 //! The innermost app-wide middleware: it gives each request an id (in error bodies, the
-//! `x-request-id` header and the access log), counts requests in flight, times every poll
+//! `x-request-id` header, the access log, Sentry events and calls to other services; an
+//! incoming `x-request-id` is kept when it is printable ASCII of at most 64 characters), counts requests in flight, times every poll
 //! of the handler (stall detection) and writes one access-log event per request. All but
 //! the id are optional only so that `make bench` can measure what each costs.
 //!
@@ -23,6 +24,21 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
     static REQUEST_ID: String;
+}
+
+/// The longest incoming `x-request-id` kept; a longer one is replaced by a new id.
+const MAX_REQUEST_ID: usize = 64;
+
+/// The caller's `x-request-id` when it is safe to log and forward, else a new one.
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&X_REQUEST_ID)
+        .map(HeaderValue::as_bytes)
+        .filter(|id| {
+            !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(|b| b.is_ascii_graphic())
+        })
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
 /// The id of the request this task serves, if any.
@@ -89,7 +105,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let request_id = request_id_of(&req);
         let done = self.in_flight.clone().map(|in_flight| {
             in_flight.add(1, &[]);
             crate::defer::defer(move || in_flight.add(-1, &[]))
@@ -124,9 +140,11 @@ where
             if let Some(log) = log {
                 let status = res.status().as_u16();
                 let error = res.response().error().map(ToString::to_string);
+                let trace_id = crate::sentry::current_trace_id().map(tracing::field::display);
                 tracing::info!(
                     target: "access",
                     request_id = %request_id,
+                    trace_id,
                     method = %log.method,
                     route = endpoint.as_deref().unwrap_or("UNMATCHED"),
                     path = %log.path,

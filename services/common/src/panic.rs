@@ -1,6 +1,7 @@
 //! A panicking handler answers 500 JSON and the worker keeps serving. actix does not catch
 //! panics: the worker thread would die with every connection on it. The panic still reaches
-//! Sentry, through the panic hook, which runs before unwinding with the request's hub bound.
+//! Sentry, through our panic hook (sentry/panic.rs), which runs before unwinding, takes the
+//! request's snapshot and leaves symbolication and sending to a background thread.
 //!
 //! This wraps each resource, not the app: a panic response needs the `HttpRequest`, and
 //! holding a clone of it while the app router runs breaks routing (it needs the only copy).
@@ -88,6 +89,8 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let request = req.request().clone();
+        // Routed now: a panic's Sentry event can name the route and the request.
+        crate::sentry::set_request(&request);
         let service = self.service.clone();
         let handled = AssertUnwindSafe(async move { service.call(req).await }).catch_unwind();
         Box::pin(async move {

@@ -6,10 +6,10 @@ use actix_web::web;
 use crate::config::ServerArgs;
 use crate::metrics::Telemetry;
 use crate::server::Application;
-use crate::{ServiceInfo, logging, reporting, shutdown};
+use crate::{ServiceInfo, logging, shutdown};
 
 /// Logs and Sentry first, in this synchronous function, before any runtime exists (the
-/// Sentry client must be bound before sentry-actix sees a request); then the actix System,
+/// Sentry client must be bound before the first request); then the actix System,
 /// the server, the drain; then Sentry's flush, bounded by its timeout.
 pub fn run<F, C>(service: ServiceInfo, args: ServerArgs, make_routes: F) -> ExitCode
 where
@@ -18,7 +18,7 @@ where
 {
     // Held to the end: dropping it flushes the log lines still queued.
     let _log_writer = logging::init(args.log_format);
-    let sentry = reporting::init(&service, &args.sentry);
+    let sentry = crate::sentry::init(&service, &args.sentry);
     let result = Telemetry::new(&service)
         .map_err(|e| e.to_string())
         .and_then(|telemetry| Ok((make_routes(&telemetry)?, telemetry)))
@@ -43,8 +43,10 @@ where
                 })
                 .map_err(|e| e.to_string())
         });
-    // Dropping the guard flushes queued events, waiting at most the Sentry timeout.
-    drop(sentry);
+    // Flushes queued events, waiting at most the Sentry timeout.
+    if let Some(sentry) = sentry {
+        sentry.close();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

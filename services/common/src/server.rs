@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::health::{self, Readiness};
 use crate::metrics::{Telemetry, metrics_handler};
 use crate::middleware::Guard;
+use crate::sentry::SentryLayer;
 use crate::stall::{
     StallDetector, StallMonitor, debug_stalls, precreate_series, register_worker, spawn_lag_probe,
 };
@@ -129,7 +130,8 @@ impl Application {
         let mounted = args.metrics_exposition.mounted();
         let lag_interval = Duration::from_millis(args.lag_probe_interval_ms);
         // Every layer is on in production; `--disable-layers` exists for `make bench`.
-        let sentry_on = args.layer_on(Layer::Sentry);
+        let sentry_on = args.layer_on(Layer::Sentry) && sentry::Hub::current().client().is_some();
+        let traces_sample_rate = args.sentry.sentry_traces_sample_rate;
         let access_log_on = args.layer_on(Layer::AccessLog);
         let http_metrics_on = args.layer_on(Layer::HttpMetrics);
         let stall_on = args.layer_on(Layer::Stall);
@@ -166,9 +168,7 @@ impl Application {
                 .wrap(Condition::new(http_metrics_on, http_metrics.clone()))
                 .wrap(Condition::new(
                     sentry_on,
-                    sentry_actix::Sentry::builder()
-                        .start_transaction(true)
-                        .finish(),
+                    SentryLayer { traces_sample_rate },
                 ))
         })
         .on_connect(move |conn, ext| {

@@ -36,6 +36,9 @@ impl ResponseError for Overloaded {
         let secs = self.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         res.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(secs));
+        // Shedding is the server working as designed, not a bug to triage: a flood would
+        // otherwise send one Sentry event per rejected request.
+        res.extensions_mut().insert(crate::error::NotReported);
         res
     }
 }

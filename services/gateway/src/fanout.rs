@@ -100,6 +100,7 @@ impl CallResult {
             failure: Some(UpstreamError::Timeout {
                 upstream: upstream.name,
                 timeout_ms: deadline.as_millis() as u64,
+                at: std::panic::Location::caller(),
             }),
         }
     }

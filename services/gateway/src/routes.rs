@@ -55,9 +55,7 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
         );
     }
     let timeout = Duration::from_millis(cli.upstream_timeout_ms);
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
+    let client = common::upstream::client(timeout)
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let instruments = &telemetry.instruments;
     Ok(web::Data::new(GatewayState {
@@ -67,13 +65,15 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
             &cli.worker_async_url,
             timeout,
             instruments.clone(),
-        ),
+        )
+        .max_body_bytes(cli.server.upstream_max_body_bytes as usize),
         worker_threadpool: Upstream::new(
             "worker-threadpool",
             &cli.worker_threadpool_url,
             timeout,
             instruments.clone(),
-        ),
+        )
+        .max_body_bytes(cli.server.upstream_max_body_bytes as usize),
         budget: Budget::new(cli),
         max_fanout: cli.max_fanout as usize,
         fanout_deadline: Duration::from_millis(cli.fanout_deadline_ms),

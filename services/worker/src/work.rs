@@ -81,6 +81,8 @@ pub(crate) async fn perform(
     ms: Option<u64>,
 ) -> Result<WorkReport, ApiError> {
     let started_at = Timestamp::now();
+    // The work itself, as a span of the request's transaction when it is sampled.
+    let span = common::sentry::child_span("work", kind.as_str());
     let event_loop = this_event_loop();
     let wait = Duration::from_millis(ms.unwrap_or(0));
     let exec = match (kind, state.handling) {
@@ -130,6 +132,9 @@ pub(crate) async fn perform(
         }
     };
     state.instruments.record_work(kind.as_str(), exec.took);
+    if let Some(span) = span {
+        span.finish();
+    }
     let finished_at = Timestamp::now();
     Ok(WorkReport {
         service: "worker",

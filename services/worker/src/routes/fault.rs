@@ -4,9 +4,9 @@ use actix_web::{HttpResponse, web};
 use common::ApiError;
 use serde_json::json;
 
-/// A 500 with an actix error attached: sentry-actix captures it.
+/// A 500 with an error attached: the Sentry layer captures it, with this line as its frame.
 pub(crate) async fn error() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::Injected("GET /fault/error was called".to_owned()))
+    Err(ApiError::injected("GET /fault/error was called"))
 }
 
 /// A real panic: the panic hook reports it, the guard middleware answers 500 JSON and the

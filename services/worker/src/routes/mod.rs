@@ -28,9 +28,7 @@ pub struct WorkerState {
 
 pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>, String> {
     let timeout = Duration::from_millis(cli.upstream_timeout_ms);
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
+    let client = common::upstream::client(timeout)
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     url_check(&cli.backend_url)?;
     Ok(web::Data::new(WorkerState {
@@ -42,9 +40,10 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>,
             &cli.backend_url,
             timeout,
             telemetry.instruments.clone(),
-        ),
+        )
+        .max_body_bytes(cli.server.upstream_max_body_bytes as usize),
         client,
-        agent: ureq::Agent::new_with_defaults(),
+        agent: common::upstream::agent(),
         test_routes: cli.enable_test_routes,
     }))
 }

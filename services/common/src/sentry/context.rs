@@ -1,0 +1,206 @@
+//! The request being served, as Sentry needs it: its trace (continued from an incoming
+//! `sentry-trace` header or new), whether it is sampled, its transaction when it is, and a
+//! handle to the `HttpRequest` once routing is done. Kept in a task-local, so nothing is
+//! built unless an event is captured; the pool thread of a blocking job gets a copy
+//! ([`Propagation`]) for the duration of the job.
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use actix_web::HttpRequest;
+use sentry::protocol::{SpanId, TraceId};
+use sentry::{TransactionContext, TransactionOrSpan};
+
+tokio::task_local! {
+    static CURRENT: Rc<RequestTrace>;
+}
+
+thread_local! {
+    /// The trace of the request a blocking-pool job serves, while the job runs.
+    static ON_POOL_THREAD: RefCell<Option<Propagation>> = const { RefCell::new(None) };
+}
+
+pub(crate) struct RequestTrace {
+    pub(crate) trace_id: TraceId,
+    /// This service's span of the request: the transaction's when sampled, a fresh id if not.
+    pub(crate) span_id: SpanId,
+    pub(crate) parent_span_id: Option<SpanId>,
+    pub(crate) transaction: Option<sentry::Transaction>,
+    /// Set by the route wrapper after routing (an actix request is a reference count).
+    pub(crate) request: RefCell<Option<HttpRequest>>,
+}
+
+impl RequestTrace {
+    /// Continues the incoming trace, or starts one; samples only when asked to.
+    pub(crate) fn start(incoming: Option<IncomingTrace>, sampled: bool) -> Self {
+        let trace_id = incoming.map_or_else(TraceId::default, |t| t.trace_id);
+        let parent_span_id = incoming.map(|t| t.span_id);
+        let transaction = sampled.then(|| {
+            let mut ctx = TransactionContext::new_with_details(
+                "http.server",
+                "http.server",
+                trace_id,
+                None,
+                parent_span_id,
+            );
+            ctx.set_sampled(true);
+            sentry::start_transaction(ctx)
+        });
+        let span_id = transaction
+            .as_ref()
+            .map_or_else(SpanId::default, |t| t.get_trace_context().span_id);
+        Self {
+            trace_id,
+            span_id,
+            parent_span_id,
+            transaction,
+            request: RefCell::new(None),
+        }
+    }
+
+    pub(crate) fn sampled(&self) -> bool {
+        self.transaction.is_some()
+    }
+
+    pub(crate) fn propagation(&self) -> Propagation {
+        Propagation {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: self.sampled(),
+            parent: self.transaction.clone().map(TransactionOrSpan::from),
+            request_id: crate::middleware::current_request_id(),
+        }
+    }
+}
+
+/// A `sentry-trace` header's content: `<trace id>-<span id>[-<sampled>]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IncomingTrace {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) sampled: Option<bool>,
+}
+
+impl IncomingTrace {
+    pub(crate) fn parse(header: &str) -> Option<Self> {
+        let mut parts = header.trim().split('-');
+        let trace_id = parts.next().filter(|p| p.len() == 32)?.parse().ok()?;
+        let span_id = parts.next().filter(|p| p.len() == 16)?.parse().ok()?;
+        let sampled = match parts.next() {
+            None => None,
+            Some("1") => Some(true),
+            Some("0") => Some(false),
+            Some(_) => return None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            trace_id,
+            span_id,
+            sampled,
+        })
+    }
+}
+
+/// Runs `f` with `trace` as the current request's trace.
+pub(crate) fn scope<F: std::future::Future>(
+    trace: Rc<RequestTrace>,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CURRENT.scope(trace, f)
+}
+
+/// `f` of the current request's trace, if this task serves one.
+pub(crate) fn with_current<R>(f: impl FnOnce(&RequestTrace) -> R) -> Option<R> {
+    CURRENT.try_with(|t| f(t)).ok()
+}
+
+/// Remembers the routed request, for an event captured while the handler runs (a panic).
+pub(crate) fn set_request(request: &HttpRequest) {
+    let _ = CURRENT.try_with(|t| *t.request.borrow_mut() = Some(request.clone()));
+}
+
+/// The trace of the current request, to carry to a pool thread ([`Propagation::run`]).
+pub fn propagation() -> Option<Propagation> {
+    with_current(RequestTrace::propagation).or_else(|| ON_POOL_THREAD.with(|p| p.borrow().clone()))
+}
+
+/// What a thread needs to continue a request's trace: for the outgoing headers, the child
+/// spans and the events of a blocking job.
+#[derive(Clone)]
+pub struct Propagation {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub sampled: bool,
+    /// The transaction (or span) children attach to; `None` when not sampled.
+    pub parent: Option<TransactionOrSpan>,
+    pub request_id: Option<String>,
+}
+
+impl Propagation {
+    /// Runs `f` on this thread as part of the request.
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        let previous = ON_POOL_THREAD.with(|p| p.borrow_mut().replace(self));
+        let _restore =
+            crate::defer::defer(move || ON_POOL_THREAD.with(|p| *p.borrow_mut() = previous));
+        f()
+    }
+
+    /// The `sentry-trace` header value for a call made on behalf of this request.
+    pub fn sentry_trace(&self, span_id: SpanId) -> String {
+        format!(
+            "{}-{}-{}",
+            self.trace_id,
+            span_id,
+            if self.sampled { "1" } else { "0" }
+        )
+    }
+
+    /// A child span of the request's transaction, when it is sampled.
+    pub fn child(&self, op: &str, description: &str) -> Option<sentry::Span> {
+        self.parent
+            .as_ref()
+            .map(|parent| parent.start_child(op, description))
+    }
+}
+
+/// A child span of the current request's transaction; `None` (and no cost) when unsampled.
+/// Finish it with `Span::finish`; one dropped unfinished is not sent.
+pub fn child_span(op: &str, description: &str) -> Option<sentry::Span> {
+    with_current(|t| {
+        t.transaction
+            .as_ref()
+            .map(|tx| tx.start_child(op, description))
+    })
+    .flatten()
+}
+
+/// The id of the current request's trace, for the access log.
+pub fn current_trace_id() -> Option<TraceId> {
+    with_current(|t| t.trace_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IncomingTrace;
+
+    #[test]
+    fn parses_sentry_trace_headers_and_rejects_bad_ones() {
+        let t = IncomingTrace::parse("0123456789abcdef0123456789abcdef-0123456789abcdef-1")
+            .expect("valid");
+        assert_eq!(t.sampled, Some(true));
+        assert_eq!(t.trace_id.to_string(), "0123456789abcdef0123456789abcdef");
+        let t = IncomingTrace::parse("0123456789abcdef0123456789abcdef-0123456789abcdef")
+            .expect("valid without a decision");
+        assert_eq!(t.sampled, None);
+        for bad in [
+            "",
+            "abc-def",
+            "0123456789abcdef0123456789abcdef-0123456789abcdef-2",
+            "0123456789abcdef0123456789abcdeX-0123456789abcdef-1",
+            "0123456789abcdef0123456789abcdef-0123456789abcdef-1-1",
+        ] {
+            assert_eq!(IncomingTrace::parse(bad), None, "{bad}");
+        }
+    }
+}

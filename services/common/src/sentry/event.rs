@@ -1,0 +1,237 @@
+//! What every request-bound event says about its request, built only when one is captured:
+//! `transaction` = `GET /work/block` (method and route pattern), tags `route`, `kind`,
+//! `request_id`, `worker`, `status`, the request context with filtered headers and redacted
+//! query, and the request's trace. A [`RequestSnapshot`] is plain data (`Send`), so an event
+//! can be finished on another thread (panics are symbolicated off the event loop).
+use std::borrow::Cow;
+use std::panic::Location;
+
+use actix_web::HttpRequest;
+use sentry::protocol::{
+    Event, Frame, Map, Request, SpanId, Stacktrace, TraceContext, TraceId, Url,
+};
+
+use super::context::RequestTrace;
+
+/// Query parameters whose value never leaves the process: a key containing any of these.
+const SENSITIVE: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "key",
+    "auth",
+    "session",
+    "signature",
+    "credential",
+    "jwt",
+    "cookie",
+];
+
+/// Headers kept on events: what helps to reproduce, none that can authenticate.
+const KEPT_HEADERS: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "content-length",
+    "content-type",
+    "host",
+    "user-agent",
+    "x-request-id",
+    "sentry-trace",
+    "baggage",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+];
+
+pub(crate) const FILTERED: &str = "[Filtered]";
+
+/// The route pattern of a routed request (`/work/block`), or `UNMATCHED`.
+pub(crate) fn route(req: &HttpRequest) -> String {
+    req.match_pattern()
+        .unwrap_or_else(|| "UNMATCHED".to_owned())
+}
+
+/// The worker's job kind: a `{kind}` path parameter or the last segment of a `/work/` route.
+pub(crate) fn kind(req: &HttpRequest, route: &str) -> Option<String> {
+    if let Some(kind) = req.match_info().get("kind") {
+        return Some(kind.to_owned());
+    }
+    let (_, last) = route.rsplit_once("/work/")?;
+    (!last.is_empty() && !last.contains(['/', '{'])).then(|| last.to_owned())
+}
+
+/// `query` with the values of sensitive parameters replaced by `[Filtered]`.
+pub(crate) fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let lower = key.to_ascii_lowercase();
+            if !value.is_empty() && SENSITIVE.iter().any(|s| lower.contains(s)) {
+                Cow::Owned(format!("{key}={FILTERED}"))
+            } else {
+                Cow::Borrowed(pair)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn request_context(req: &HttpRequest) -> Request {
+    // Not `connection_info()`: it borrows the request's extensions, and this also runs in
+    // the panic hook, where a handler may have panicked holding them (a double panic aborts).
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_else(|| req.app_config().host());
+    let query = redact_query(req.query_string());
+    let url = if query.is_empty() {
+        format!("{scheme}://{host}{}", req.path())
+    } else {
+        format!("{scheme}://{host}{}?{query}", req.path())
+    };
+    let headers: Map<String, String> = req
+        .headers()
+        .iter()
+        .filter(|(name, _)| KEPT_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .collect();
+    Request {
+        url: url.parse::<Url>().ok(),
+        method: Some(req.method().to_string()),
+        query_string: (!query.is_empty()).then_some(query),
+        headers,
+        ..Default::default()
+    }
+}
+
+/// The trace an event belongs to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TraceIds {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent_span_id: Option<SpanId>,
+}
+
+impl From<&RequestTrace> for TraceIds {
+    fn from(t: &RequestTrace) -> Self {
+        Self {
+            trace_id: t.trace_id,
+            span_id: t.span_id,
+            parent_span_id: t.parent_span_id,
+        }
+    }
+}
+
+/// Everything a request-bound event carries about its request, as owned data.
+#[derive(Clone, Debug)]
+pub struct RequestSnapshot {
+    /// `GET /work/block`.
+    pub transaction: String,
+    pub tags: Vec<(&'static str, String)>,
+    pub request: Request,
+    trace: Option<TraceIds>,
+}
+
+impl RequestSnapshot {
+    pub(crate) fn new(
+        req: &HttpRequest,
+        request_id: Option<String>,
+        trace: Option<TraceIds>,
+    ) -> Self {
+        let route = route(req);
+        let mut tags = vec![("worker", crate::stall::current_worker_label())];
+        if let Some(kind) = kind(req, &route) {
+            tags.push(("kind", kind));
+        }
+        if let Some(id) = request_id {
+            tags.push(("request_id", id));
+        }
+        let transaction = format!("{} {route}", req.method());
+        tags.push(("route", route));
+        Self {
+            transaction,
+            tags,
+            request: request_context(req),
+            trace,
+        }
+    }
+
+    /// The snapshot of the request this task serves, once it is routed.
+    pub fn current() -> Option<Self> {
+        super::context::with_current(|t| {
+            let req = t.request.borrow().clone()?;
+            Some(Self::new(
+                &req,
+                crate::middleware::current_request_id(),
+                Some(t.into()),
+            ))
+        })
+        .flatten()
+    }
+
+    pub fn with_tag(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.tags.push((key, value.into()));
+        self
+    }
+
+    /// Puts the request on `event` (tags already on the event win).
+    pub fn apply(self, event: &mut Event<'static>) {
+        event.transaction = Some(self.transaction);
+        for (key, value) in self.tags {
+            event.tags.entry(key.to_owned()).or_insert(value);
+        }
+        event.request = Some(self.request);
+        if let Some(t) = self.trace {
+            event.contexts.insert(
+                "trace".to_owned(),
+                TraceContext {
+                    trace_id: t.trace_id,
+                    span_id: t.span_id,
+                    parent_span_id: t.parent_span_id,
+                    op: Some("http.server".to_owned()),
+                    ..Default::default()
+                }
+                .into(),
+            );
+        }
+    }
+}
+
+/// A one-frame stack: the line of our code an error was raised at.
+/// (A `Location` has no function name; Sentry then shows the file and line.)
+pub(crate) fn stack_at(at: &'static Location<'static>) -> Stacktrace {
+    Stacktrace {
+        frames: vec![Frame {
+            filename: Some(at.file().to_owned()),
+            abs_path: Some(at.file().to_owned()),
+            lineno: Some(u64::from(at.line())),
+            colno: Some(u64::from(at.column())),
+            in_app: Some(true),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_query;
+
+    #[test]
+    fn sensitive_query_values_are_redacted_and_the_rest_kept() {
+        assert_eq!(
+            redact_query("ms=5&token=abc&API_KEY=x&password=&auth_code=1&kind=io"),
+            "ms=5&token=[Filtered]&API_KEY=[Filtered]&password=&auth_code=[Filtered]&kind=io"
+        );
+        assert_eq!(redact_query(""), "");
+        assert_eq!(redact_query("ms=1"), "ms=1");
+    }
+}

@@ -1,0 +1,17 @@
+//! Sentry, paid for only when something goes wrong: the client ([`init`]), our request
+//! middleware (sampling first, nothing built unless captured), the request's trace in a
+//! task-local (`context`), what an event says about its request (`event`), and a panic hook
+//! that never holds the event loop (`panic`).
+mod breadcrumbs;
+mod context;
+mod event;
+mod init;
+mod middleware;
+mod panic;
+
+pub use breadcrumbs::Breadcrumbs;
+pub(crate) use context::set_request;
+pub use context::{Propagation, child_span, current_trace_id, propagation};
+pub use event::RequestSnapshot;
+pub use init::{Reporting, init, release_name};
+pub(crate) use middleware::SentryLayer;
