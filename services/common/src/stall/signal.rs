@@ -325,6 +325,8 @@ pub(crate) fn with_parked_thread<R>(
             }
             continue;
         }
+        // The watchdog thread waiting for the parked thread, never an event loop.
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_micros(20));
     }
     let out = {
@@ -342,6 +344,8 @@ pub(crate) fn with_parked_thread<R>(
     // Let the handler return (RELEASED -> IDLE) before the next capture may start.
     let deadline = Instant::now() + wait;
     while STATE.load(Ordering::Acquire) == tag(seq, RELEASED) && Instant::now() < deadline {
+        // As above: the watchdog thread.
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_micros(20));
     }
     Ok(out)

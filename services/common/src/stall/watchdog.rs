@@ -37,6 +37,8 @@ pub(crate) fn spawn(threshold: Duration, tx: Sender<Message>) -> std::io::Result
             let mut last_capture: HashMap<String, Instant> = HashMap::new();
             let threshold_ns = threshold.as_nanos() as u64;
             loop {
+                // The watchdog's own thread ticking, not an event loop.
+                #[allow(clippy::disallowed_methods)]
                 std::thread::sleep(TICK);
                 let now = now_ns();
                 for slot in slot::all() {

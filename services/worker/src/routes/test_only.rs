@@ -22,6 +22,8 @@ pub(crate) async fn lock(
     std::thread::spawn(move || {
         let _guard = CONTENDED.lock().unwrap_or_else(|p| p.into_inner());
         let _ = held.send(());
+        // A plain thread holding the lock, not an event loop.
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(ms));
     });
     // Blocking on purpose, twice: wait for the holder, then for the lock.
