@@ -261,7 +261,8 @@ fn a_blocked_event_loop_is_reported_and_awaited_io_is_not() {
     assert!(blocked_ms >= 300.0, "{s}");
     assert_eq!(tag(&event, "route"), Some("/work/block"), "{s}");
     assert_eq!(event["level"], "warning", "{s}");
-    assert!(url_ends_with(&event, "/work/block?ms=300"), "{s}");
+    // A stall event names the request by route, request id and trace (tests/tests/stall.rs),
+    // not by URL: the watchdog reports it from its own thread.
     assert_worker_tags(&event);
     assert_release(&event);
 }

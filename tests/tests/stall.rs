@@ -109,8 +109,9 @@ fn a_sleeping_handler_is_listed_while_blocked_with_the_sleep_and_its_caller() {
     assert_eq!(listed["classification"], "sleep", "{listed:#}");
     assert_eq!(listed["capture"], "captured", "{listed:#}");
     assert_eq!(listed["worker"], "0", "{listed:#}");
-    let trace_id = listed["trace_id"].as_str().unwrap_or_default();
-    assert_eq!(trace_id.len(), 32, "{listed:#}");
+    // Sentry is off here, so the request has no trace; the Spotlight test below checks the
+    // trace id of a stall against its transaction's.
+    assert!(listed["trace_id"].is_null(), "{listed:#}");
     // The running poll's age is visible on /metrics while it blocks.
     let running = sample(
         &svc.metrics(),

@@ -180,6 +180,17 @@ pub fn current_trace_id() -> Option<TraceId> {
     with_current(|t| t.trace_id)
 }
 
+/// The current request's trace and span ids (no allocation), for a report made later from
+/// another thread (the stall capture's).
+pub fn current_trace_context() -> Option<sentry::protocol::TraceContext> {
+    with_current(|t| sentry::protocol::TraceContext {
+        trace_id: t.trace_id,
+        span_id: t.span_id,
+        parent_span_id: t.parent_span_id,
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::IncomingTrace;

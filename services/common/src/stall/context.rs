@@ -3,7 +3,7 @@
 //! each poll.
 use std::sync::Arc;
 
-use sentry::Hub;
+use sentry::protocol::TraceContext;
 
 pub struct RequestContext {
     pub(crate) method: String,
@@ -11,9 +11,8 @@ pub struct RequestContext {
     pub(crate) route: String,
     /// Equal to the response's `x-request-id`.
     pub(crate) request_id: String,
-    /// The request's Sentry hub (sentry-actix binds one per request): its scope holds the
-    /// request's transaction, hence the trace id, and the request data for the event.
-    pub(crate) hub: Arc<Hub>,
+    /// The request's trace (ids only), from our Sentry layer; `None` when Sentry is off.
+    pub(crate) trace: Option<TraceContext>,
     /// Its connection's socket, to ask the kernel how long the request waited in it.
     pub(crate) socket: Option<std::os::fd::RawFd>,
 }
@@ -32,7 +31,7 @@ pub fn on_connect(connection: &dyn std::any::Any, extensions: &mut actix_web::de
 }
 
 impl RequestContext {
-    /// Call inside the request's service call, where sentry-actix has bound its hub.
+    /// Call inside the request's service call, within our Sentry layer's request scope.
     pub fn new(
         method: &str,
         route: &str,
@@ -43,29 +42,14 @@ impl RequestContext {
             method: method.to_owned(),
             route: route.to_owned(),
             request_id: request_id.to_owned(),
-            hub: Hub::current(),
+            trace: crate::sentry::current_trace_context(),
             socket: socket.map(|s| s.0),
         })
     }
 
-    /// The trace the request belongs to: its transaction's, or the scope's propagation
-    /// context when it has no transaction (not sampled, or Sentry off). Call it while the
-    /// request runs (sentry-actix removes the transaction from the scope at its end), and not
-    /// while its thread is parked (it may hold the hub's lock).
-    pub(crate) fn trace(&self) -> Option<sentry::protocol::TraceContext> {
-        self.hub.configure_scope(|scope| {
-            if let Some(span) = scope.get_span() {
-                return Some(span.get_trace_context());
-            }
-            let (_, header) = scope.iter_trace_propagation_headers().next()?;
-            let mut parts = header.split('-');
-            let trace_id = parts.next()?.parse().ok()?;
-            let span_id = parts.next()?.parse().ok()?;
-            Some(sentry::protocol::TraceContext {
-                trace_id,
-                span_id,
-                ..Default::default()
-            })
-        })
+    /// The trace the request belongs to (its ids were taken when the request started, so
+    /// reading them needs no lock, even while its thread is parked).
+    pub(crate) fn trace(&self) -> Option<TraceContext> {
+        self.trace.clone()
     }
 }

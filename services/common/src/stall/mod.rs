@@ -99,7 +99,7 @@ impl StallDetector {
                 tid: slot.map_or(0, |s| s.tid),
                 started_ns,
                 blocked: took,
-                // Rare (a stall with capture off or missed), and the transaction is still on.
+                // Rare: a stall with capture off or missed.
                 trace: request.trace(),
                 request: request.clone(),
             });

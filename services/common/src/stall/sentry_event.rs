@@ -3,7 +3,6 @@
 //! blocked thread's stack, that thread marked crashed, the request's trace, one fingerprint
 //! per route; at most one event per route per interval, with the count suppressed since.
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sentry::Hub;
@@ -36,10 +35,8 @@ impl SentryStallReporter {
     }
 
     pub(crate) fn report(&mut self, record: &StallRecord) {
-        let hub = record
-            .request
-            .as_ref()
-            .map_or_else(|| Arc::clone(&Hub::main()), |r| r.hub.clone());
+        // One process hub: the request's data travels in the record, not in a scope.
+        let hub = Hub::main();
         if hub.client().is_none() {
             return;
         }

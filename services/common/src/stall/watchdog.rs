@@ -140,7 +140,7 @@ fn capture(
             {
                 last_capture.insert(r.route.clone(), now);
             }
-            // Released now, and the request still runs: its transaction is in its scope.
+            // Released now; the trace ids were copied when the request started.
             capture.trace = request.as_ref().and_then(|r| r.trace());
             capture.request = request;
         }
