@@ -140,19 +140,20 @@ where
             if let Some(log) = log {
                 let status = res.status().as_u16();
                 let error = res.response().error().map(ToString::to_string);
-                let trace_id = crate::sentry::current_trace_id().map(tracing::field::display);
-                tracing::info!(
-                    target: "access",
-                    request_id = %request_id,
-                    trace_id,
-                    method = %log.method,
-                    route = endpoint.as_deref().unwrap_or("UNMATCHED"),
-                    path = %log.path,
-                    status,
-                    duration_ms = log.started.elapsed().as_secs_f64() * 1e3,
-                    error,
-                    "request"
-                );
+                crate::sentry::with_trace_hex(|trace_id| {
+                    tracing::info!(
+                        target: "access",
+                        request_id = %request_id,
+                        trace_id,
+                        method = %log.method,
+                        route = endpoint.as_deref().unwrap_or("UNMATCHED"),
+                        path = %log.path,
+                        status,
+                        duration_ms = log.started.elapsed().as_secs_f64() * 1e3,
+                        error,
+                        "request"
+                    );
+                });
             }
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 res.headers_mut().insert(X_REQUEST_ID.clone(), value);

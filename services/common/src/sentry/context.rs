@@ -21,6 +21,9 @@ thread_local! {
 
 pub(crate) struct RequestTrace {
     pub(crate) trace_id: TraceId,
+    /// `trace_id` in hex, for the access log of every request (the SDK's `Display` of an id
+    /// formats it a byte at a time).
+    trace_hex: [u8; 32],
     /// This service's span of the request: the transaction's when sampled, a fresh id if not.
     pub(crate) span_id: SpanId,
     pub(crate) parent_span_id: Option<SpanId>,
@@ -32,14 +35,16 @@ pub(crate) struct RequestTrace {
 impl RequestTrace {
     /// Continues the incoming trace, or starts one; samples only when asked to.
     pub(crate) fn start(incoming: Option<IncomingTrace>, sampled: bool) -> Self {
-        let trace_id = incoming.map_or_else(TraceId::default, |t| t.trace_id);
+        // One draw for the id: the SDK's `TraceId::default()` draws it a byte at a time.
+        let raw = incoming.map_or_else(rand::random::<u128>, |t| t.raw);
+        let trace_id = incoming.map_or_else(|| TraceId::from(raw.to_be_bytes()), |t| t.trace_id);
         let parent_span_id = incoming.map(|t| t.span_id);
         let transaction = sampled.then(|| {
             let mut ctx = TransactionContext::new_with_details(
                 "http.server",
                 "http.server",
                 trace_id,
-                None,
+                Some(new_span_id()),
                 parent_span_id,
             );
             ctx.set_sampled(true);
@@ -47,14 +52,20 @@ impl RequestTrace {
         });
         let span_id = transaction
             .as_ref()
-            .map_or_else(SpanId::default, |t| t.get_trace_context().span_id);
+            .map_or_else(new_span_id, |t| t.get_trace_context().span_id);
         Self {
             trace_id,
+            trace_hex: hex(raw),
             span_id,
             parent_span_id,
             transaction,
             request: RefCell::new(None),
         }
+    }
+
+    /// The trace id as 32 lowercase hex digits.
+    pub(crate) fn trace_hex(&self) -> &str {
+        std::str::from_utf8(&self.trace_hex).unwrap_or_default()
     }
 
     pub(crate) fn sampled(&self) -> bool {
@@ -76,6 +87,8 @@ impl RequestTrace {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IncomingTrace {
     pub(crate) trace_id: TraceId,
+    /// The same id as a number, for [`hex`].
+    raw: u128,
     pub(crate) span_id: SpanId,
     pub(crate) sampled: Option<bool>,
 }
@@ -83,7 +96,9 @@ pub(crate) struct IncomingTrace {
 impl IncomingTrace {
     pub(crate) fn parse(header: &str) -> Option<Self> {
         let mut parts = header.trim().split('-');
-        let trace_id = parts.next().filter(|p| p.len() == 32)?.parse().ok()?;
+        let trace_hex = parts.next().filter(|p| p.len() == 32)?;
+        let trace_id = trace_hex.parse().ok()?;
+        let raw = u128::from_str_radix(trace_hex, 16).ok()?;
         let span_id = parts.next().filter(|p| p.len() == 16)?.parse().ok()?;
         let sampled = match parts.next() {
             None => None,
@@ -96,10 +111,25 @@ impl IncomingTrace {
         }
         Some(Self {
             trace_id,
+            raw,
             span_id,
             sampled,
         })
     }
+}
+
+fn new_span_id() -> SpanId {
+    SpanId::from(rand::random::<u64>().to_be_bytes())
+}
+
+/// `id` as 32 lowercase hex digits, big-endian like `TraceId`'s own display.
+fn hex(id: u128) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0; 32];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = DIGITS[((id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 /// Runs `f` with `trace` as the current request's trace.
@@ -175,9 +205,12 @@ pub fn child_span(op: &str, description: &str) -> Option<sentry::Span> {
     .flatten()
 }
 
-/// The id of the current request's trace, for the access log.
-pub fn current_trace_id() -> Option<TraceId> {
-    with_current(|t| t.trace_id)
+/// Calls `f` with the current request's trace id in hex, if this task serves a request.
+pub fn with_trace_hex<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+    let mut f = Some(f);
+    CURRENT
+        .try_with(|t| (f.take().expect("called once"))(Some(t.trace_hex())))
+        .unwrap_or_else(|_| (f.take().expect("called once"))(None))
 }
 
 /// The current request's trace and span ids (no allocation), for a report made later from
@@ -194,6 +227,7 @@ pub fn current_trace_context() -> Option<sentry::protocol::TraceContext> {
 #[cfg(test)]
 mod tests {
     use super::IncomingTrace;
+    use sentry::protocol::TraceId;
 
     #[test]
     fn parses_sentry_trace_headers_and_rejects_bad_ones() {
@@ -201,6 +235,16 @@ mod tests {
             .expect("valid");
         assert_eq!(t.sampled, Some(true));
         assert_eq!(t.trace_id.to_string(), "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            &super::hex(t.raw),
+            b"0123456789abcdef0123456789abcdef",
+            "hex() formats like TraceId"
+        );
+        assert_eq!(
+            TraceId::from(t.raw.to_be_bytes()),
+            t.trace_id,
+            "the number and the id agree"
+        );
         let t = IncomingTrace::parse("0123456789abcdef0123456789abcdef-0123456789abcdef")
             .expect("valid without a decision");
         assert_eq!(t.sampled, None);

@@ -11,7 +11,7 @@ mod panic;
 
 pub use breadcrumbs::Breadcrumbs;
 pub(crate) use context::set_request;
-pub use context::{Propagation, child_span, current_trace_context, current_trace_id, propagation};
+pub use context::{Propagation, child_span, current_trace_context, propagation, with_trace_hex};
 pub use event::RequestSnapshot;
 pub use init::{Reporting, init, release_name};
 pub(crate) use middleware::SentryLayer;
