@@ -39,7 +39,7 @@ CARGO_MACHETE_VERSION := 0.9.2
 CARGO_DENY_VERSION := 0.20.2
 RUFF_VERSION := 0.17.5
 LINT_VENV := .venv-lint
-PYTHON_DIRS := bench tests/chart
+PYTHON_DIRS := bench tests/chart tests/api
 
 # The kind workflow (make kind-up deploy e2e): `make deploy HELM_NAMESPACE=lab` etc.
 KIND_CLUSTER ?= loopscope
