@@ -328,8 +328,33 @@ fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
         .send()
         .unwrap();
     assert_eq!(res.status().as_u16(), 405);
+    assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
     let body: Value = res.json().unwrap();
     assert_eq!(body["error"], "method_not_allowed");
+
+    // HEAD is a GET without the body; OPTIONS says what is allowed; probes answer both,
+    // on the app and the admin port.
+    let http = loopscope_tests::client(Duration::from_secs(5));
+    let res = http.head(svc.url("/work/io?ms=1")).send().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.bytes().unwrap().is_empty(), "HEAD sent a body");
+    let res = http
+        .request(reqwest::Method::OPTIONS, svc.url("/work/io"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
+    for url in [
+        svc.url("/healthz"),
+        svc.url("/readyz"),
+        svc.admin_url("/healthz"),
+        svc.admin_url("/readyz"),
+    ] {
+        let res = http.head(&url).send().unwrap();
+        assert_eq!(res.status().as_u16(), 200, "HEAD {url}");
+        let res = http.request(reqwest::Method::OPTIONS, &url).send().unwrap();
+        assert_eq!(res.status().as_u16(), 204, "OPTIONS {url}");
+    }
 
     // Unmatched paths share one label value: no series per random path.
     for i in 0..5 {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -91,7 +92,21 @@ pub async fn admin_readyz(
 }
 
 /// The probe routes, shared by the app and the admin server.
+/// Probes answer GET and HEAD alike (a load balancer may use either) and OPTIONS.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+    cfg.service(probe("/healthz", healthz))
+        .service(probe("/readyz", readyz));
+}
+
+/// A probe route: GET, HEAD and OPTIONS.
+pub fn probe<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .route(web::method(Method::OPTIONS).to(crate::panic::options))
 }
