@@ -63,12 +63,11 @@ pub fn start_loadgen_serve(args: &[&str]) -> Service {
     launch("loadgen", &["serve"], args, &[])
 }
 
-fn launch(name: &str, subcommand: &[&str], args: &[&str], env: &[(&str, &str)]) -> Service {
+/// A command for one of our binaries with piped output and none of the caller's
+/// `LOOPSCOPE_*` / `SENTRY_*` settings: a test sees only the settings it passes.
+pub fn service_command(name: &str) -> Command {
     let mut cmd = Command::new(bin(name));
-    cmd.args(subcommand)
-        .args(["--port", "0", "--admin-port", "0"])
-        .args(args)
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, _) in std::env::vars() {
@@ -76,6 +75,14 @@ fn launch(name: &str, subcommand: &[&str], args: &[&str], env: &[(&str, &str)]) 
             cmd.env_remove(key);
         }
     }
+    cmd
+}
+
+fn launch(name: &str, subcommand: &[&str], args: &[&str], env: &[(&str, &str)]) -> Service {
+    let mut cmd = service_command(name);
+    cmd.args(subcommand)
+        .args(["--port", "0", "--admin-port", "0"])
+        .args(args);
     cmd.env("LOOPSCOPE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info");
     for (k, v) in env {

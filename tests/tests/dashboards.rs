@@ -78,37 +78,18 @@ const CAPTURE_METRICS: &[&str] = &[
     "loopscope_event_loop_delayed_seconds_total",
 ];
 
-/// Whether the live tests fail (true) or skip, loudly, the parts that need the capture
-/// metrics when the services do not export them. Set to true once the capture layer is
-/// merged: from then on a missing metric is a regression.
-const REQUIRE_CAPTURE_METRICS: bool = true;
-
 /// The least lag one 300 ms block shows on a probe that wakes every 100 ms, with room for
 /// timer slack on a busy machine.
 const LAG_OF_ONE_BLOCK: f64 = 0.15;
 
-/// Whether the services export the capture metrics; if not, says so loudly (and fails when
-/// [`REQUIRE_CAPTURE_METRICS`] is set).
-fn capture_metrics_exported(metrics_page: &str, test: &str) -> bool {
-    if metrics_page.contains("loopscope_event_loop_stalls_total") {
-        return true;
-    }
-    if REQUIRE_CAPTURE_METRICS {
-        panic!("{test}: the worker exports no loopscope_event_loop_stalls_total");
-    }
-    eprintln!(
-        "\n!!!!!!!! {test}: SKIPPING the parts that need the stall-capture metrics \
-         ({}): the worker does not export loopscope_event_loop_stalls_total yet. \
-         Set REQUIRE_CAPTURE_METRICS once the capture layer is merged. !!!!!!!!\n",
+/// Fails unless the worker exports the stall-capture metrics the dashboards read: checked
+/// first, so a missing layer is named instead of showing up as empty panels.
+fn assert_capture_metrics_exported(metrics_page: &str, test: &str) {
+    assert!(
+        metrics_page.contains("loopscope_event_loop_stalls_total"),
+        "{test}: the worker exports no loopscope_event_loop_stalls_total (the capture metrics: {})",
         CAPTURE_METRICS.join(", ")
     );
-    false
-}
-
-/// Whether `expr` reads a capture metric, or the blocked alert that is based on one.
-fn reads_capture_metric(expr: &str) -> bool {
-    expr.contains("LoopscopeEventLoop")
-        || metric_names(expr).is_ok_and(|names| CAPTURE_METRICS.iter().any(|m| names.contains(*m)))
 }
 
 // ------------------------------------------------------------------------ PromQL
@@ -614,7 +595,7 @@ fn runbook_anchors() -> BTreeSet<String> {
 fn every_panel_and_rule_works_on_live_data() {
     let stack = Stack::start();
     let prom = Prometheus::start(&stack.jobs(), &[rules_file()], Duration::from_secs(1));
-    let capture = capture_metrics_exported(
+    assert_capture_metrics_exported(
         &stack.services.worker_async.metrics(),
         "every_panel_and_rule_works_on_live_data",
     );
@@ -650,14 +631,6 @@ fn every_panel_and_rule_works_on_live_data() {
     let mut waiting = wait_for("every variable has values", Duration::from_secs(60), || {
         live_queries(&prom)
     });
-    if !capture {
-        let before = waiting.len();
-        waiting.retain(|(_, expr)| !reads_capture_metric(expr));
-        eprintln!(
-            "skipped {} queries that read capture metrics",
-            before - waiting.len()
-        );
-    }
     let total = waiting.len();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -681,27 +654,25 @@ fn every_panel_and_rule_works_on_live_data() {
     eprintln!("all {total} dashboard queries return data");
 
     // The blocking handler drives the alert, named by its route and cause.
-    if capture {
-        let alert = wait_for(
-            "LoopscopeEventLoopBlocked pending or firing",
-            Duration::from_secs(60),
-            || {
-                let alerts = prom.alerts();
-                alerts
-                    .iter()
-                    .find(|a| {
-                        a["labels"]["alertname"] == "LoopscopeEventLoopBlocked"
-                            && a["labels"]["service"] == "worker"
-                            && a["labels"]["handling"] == "async"
-                            && (a["state"] == "pending" || a["state"] == "firing")
-                    })
-                    .cloned()
-                    .ok_or_else(|| format!("active alerts: {alerts:?}"))
-            },
-        );
-        assert_eq!(alert["labels"]["endpoint"], "/work/block", "{alert}");
-        assert_eq!(alert["labels"]["classification"], "sleep", "{alert}");
-    }
+    let alert = wait_for(
+        "LoopscopeEventLoopBlocked pending or firing",
+        Duration::from_secs(60),
+        || {
+            let alerts = prom.alerts();
+            alerts
+                .iter()
+                .find(|a| {
+                    a["labels"]["alertname"] == "LoopscopeEventLoopBlocked"
+                        && a["labels"]["service"] == "worker"
+                        && a["labels"]["handling"] == "async"
+                        && (a["state"] == "pending" || a["state"] == "firing")
+                })
+                .cloned()
+                .ok_or_else(|| format!("active alerts: {alerts:?}"))
+        },
+    );
+    assert_eq!(alert["labels"]["endpoint"], "/work/block", "{alert}");
+    assert_eq!(alert["labels"]["classification"], "sleep", "{alert}");
 
     // Every rule evaluates without error; every alert explains itself and links to its
     // runbook section.
@@ -749,9 +720,6 @@ fn every_panel_and_rule_works_on_live_data() {
     // Every query, of the dashboards and of the rules, names only metrics the services
     // export (read from their /metrics now), the rules record, or Prometheus makes.
     let mut known = stack.exported_names();
-    if !capture {
-        known.extend(CAPTURE_METRICS.iter().map(|s| (*s).to_owned()));
-    }
     known.extend(recording_rule_names());
     known.extend(PROMETHEUS_SERIES.iter().map(|s| (*s).to_owned()));
     let mut queries = live_queries(&prom).expect("the variables resolved before");
@@ -869,9 +837,7 @@ fn one_block_shows_within_two_scrapes_and_a_busy_machine_does_not_alert() {
         worker: &["--workers", "2"],
         gateway: &["--workers", "2"],
     });
-    if !capture_metrics_exported(&stack.worker_async.metrics(), TEST) {
-        return;
-    }
+    assert_capture_metrics_exported(&stack.worker_async.metrics(), TEST);
     let scrape = Duration::from_secs(5);
     let job = |name: &str, svc: &Service| Job {
         name: name.to_owned(),

@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use loopscope_tests::bin;
+use loopscope_tests::service_command;
 use serde_json::Value;
 
 use crate::flags::help_flags;
@@ -55,17 +54,8 @@ pub(crate) fn readme_ports(readme: &str) -> BTreeMap<&'static str, (u16, u16)> {
 /// the machine, nor a `make up` on 127.0.0.1, can be in the way), and reads the ports it bound
 /// from its `listening` line; then stops it.
 pub(crate) fn default_ports(args: &[&str], host: &str) -> (u16, u16) {
-    let mut cmd = Command::new(bin(args[0]));
-    cmd.args(&args[1..])
-        .args(["--host", host])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LOOPSCOPE_") || key.starts_with("SENTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = service_command(args[0]);
+    cmd.args(&args[1..]).args(["--host", host]);
     if args.first() == Some(&"loadgen") {
         // Its traffic goes nowhere: port 9 (discard) on our own address refuses it.
         cmd.env("LOOPSCOPE_GATEWAY_URL", format!("http://{host}:9"));
