@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cpu::thread_id;
-use crate::timestamp::Timestamp;
+use common::timestamp::Timestamp;
 
 thread_local! {
     /// `"thread":"<name>","thread_id":<id>` of this thread: fixed for the thread's life.

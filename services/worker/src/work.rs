@@ -16,7 +16,7 @@ use crate::Handling;
 use crate::cpu::burn;
 use crate::report::{WorkReport, pid, this_event_loop, this_thread};
 use crate::routes::WorkerState;
-use crate::timestamp::Timestamp;
+use common::timestamp::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
