@@ -1,13 +1,15 @@
 //! Sentry, paid for only when something goes wrong: the client ([`init`]), our request
 //! middleware (sampling first, nothing built unless captured), the request's trace in a
 //! task-local (`context`), what an event says about its request (`event`), and a panic hook
-//! that never holds the event loop (`panic`).
+//! that never holds the event loop (`panic`), and a transport that backs off while Sentry is
+//! unreachable (`transport`).
 mod breadcrumbs;
 mod context;
 mod event;
 mod init;
 mod middleware;
 mod panic;
+mod transport;
 
 pub use breadcrumbs::Breadcrumbs;
 pub(crate) use context::set_request;
