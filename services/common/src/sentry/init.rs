@@ -76,6 +76,8 @@ pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting> {
     };
     let timeout = Duration::from_millis(args.sentry_timeout_ms);
     let http = match reqwest::Client::builder()
+        // Envelopes go to the DSN's host and nowhere else.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()

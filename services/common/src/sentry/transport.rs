@@ -58,8 +58,15 @@ impl BackingOffTransport {
             ..
         } = TransportOptions::try_from_client_options(options)
             .expect("the transport factory only runs when a DSN is set");
-        let auth = dsn.to_auth(Some(&user_agent)).to_string();
-        let url = dsn.envelope_api_url().to_string();
+        // Parsed and validated once: per envelope, parsing the URL and the auth header showed
+        // as ~30 k instructions of reqwest's ~135 k (callgrind).
+        let target = Target {
+            url: dsn.envelope_api_url(),
+            auth: reqwest::header::HeaderValue::from_str(
+                &dsn.to_auth(Some(&user_agent)).to_string(),
+            )
+            .ok(),
+        };
         let host = dsn.host().to_owned();
         // Seconds of the backoff in force; 0 while sends succeed.
         let backoff = Arc::new(AtomicU64::new(0));
@@ -67,7 +74,7 @@ impl BackingOffTransport {
         let send = move |envelope: Envelope, mut limits: RateLimiter| {
             let mut body = Vec::new();
             let serialized = envelope.to_writer(&mut body).is_ok();
-            let request = client_post(&http, &url, &auth, body);
+            let request = target.post(&http, body);
             let (backoff, recorder, host) = (backoff.clone(), recorder.clone(), host.clone());
             async move {
                 if !serialized {
@@ -130,20 +137,27 @@ impl BackingOffTransport {
     }
 }
 
-fn client_post(
-    http: &reqwest::Client,
-    url: &str,
-    auth: &str,
-    body: Vec<u8>,
-) -> reqwest::RequestBuilder {
-    http.post(url)
-        .header("X-Sentry-Auth", auth)
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-sentry-envelope",
-        )
-        .body(body)
+/// Where envelopes go, prepared once.
+struct Target {
+    url: reqwest::Url,
+    auth: Option<reqwest::header::HeaderValue>,
 }
+
+impl Target {
+    fn post(&self, http: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut request = http.post(self.url.clone()).header(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/x-sentry-envelope"),
+        );
+        if let Some(auth) = &self.auth {
+            request = request.header(X_SENTRY_AUTH, auth.clone());
+        }
+        request.body(body)
+    }
+}
+
+const X_SENTRY_AUTH: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("x-sentry-auth");
 
 #[cfg(test)]
 mod tests {
