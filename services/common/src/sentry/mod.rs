@@ -17,3 +17,4 @@ pub use context::{Propagation, child_span, current_trace_context, propagation, w
 pub use event::RequestSnapshot;
 pub use init::{Reporting, init, release_name};
 pub(crate) use middleware::SentryLayer;
+pub use panic::{PoolPanic, take_pool_panic};
