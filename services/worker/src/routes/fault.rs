@@ -5,8 +5,9 @@ use common::ApiError;
 use common::blocking::run_blocking;
 use serde_json::json;
 
+use contract::Handling;
+
 use super::WorkerState;
-use crate::Handling;
 
 /// A 500 with an error attached: the Sentry layer captures it, with this line as its frame.
 pub(crate) async fn error() -> Result<HttpResponse, ApiError> {
