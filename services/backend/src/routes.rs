@@ -1,7 +1,7 @@
 //! `GET /query?ms=&dist=&spread=&error_rate=`: every setting can be overridden per request.
 use actix_web::{HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
-use common::{ApiError, Params, get};
+use common::{ApiError, Params, get_route};
 use contract::Distribution;
 use rand::Rng;
 use serde_json::json;
@@ -37,7 +37,8 @@ pub fn configure(
     state: web::Data<BackendState>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg| {
-        cfg.app_data(state.clone()).service(get("/query", query));
+        cfg.app_data(state.clone())
+            .service(get_route("/query", query));
     }
 }
 

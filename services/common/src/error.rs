@@ -200,7 +200,20 @@ pub fn json_error(
         error: code,
         message,
         param,
-        request_id: crate::middleware::current_request_id(),
+        request_id: crate::request_tracking::current_request_id(),
         details,
     })
+}
+
+/// An error and its causes on one line: reqwest's top-level message is "error sending
+/// request"; the causes say why.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

@@ -108,5 +108,5 @@ where
     web::resource(path)
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
-        .route(web::method(Method::OPTIONS).to(crate::panic::options))
+        .route(web::method(Method::OPTIONS).to(crate::route::options))
 }

@@ -14,10 +14,11 @@ pub mod error;
 pub mod health;
 pub mod logging;
 pub mod metrics;
-mod middleware;
 pub mod panic;
 pub mod params;
 pub mod request_id;
+mod request_tracking;
+pub mod route;
 mod run;
 pub mod sentry;
 pub mod server;
@@ -30,8 +31,8 @@ pub mod upstream;
 pub use config::{MetricsExposition, ServerArgs};
 pub use error::ApiError;
 pub use metrics::Telemetry;
-pub use panic::get;
 pub use params::Params;
+pub use route::get_route;
 pub use run::run;
 
 /// Who a process is: the `service` and `handling` labels on every metric and Sentry event.

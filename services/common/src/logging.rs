@@ -1,6 +1,6 @@
 //! Logs through `tracing`: JSON lines for machines, text for people; RUST_LOG filters
 //! (`access=warn` silences the access log). Each request gets one access-log event with its
-//! request id (see middleware.rs).
+//! request id (see request_tracking.rs and access_log.rs).
 //!
 //! Lines go through tracing-appender's non-blocking writer: an event loop formats the line
 //! and hands it to a bounded queue; one thread of its own writes to stdout. When stdout is

@@ -11,65 +11,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{
-    HttpServiceFactory, Service, ServiceRequest, ServiceResponse, Transform, forward_ready,
-};
-use actix_web::http::{Method, StatusCode};
-use actix_web::{FromRequest, Handler, Responder, web};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode;
 use futures_util::FutureExt;
 
 use crate::error::json_error;
 
-/// What every route answers to: GET, HEAD (the same, without the body: HTTP says HEAD is a
-/// GET whose body is not sent; actix drops it) and OPTIONS (what is allowed).
-const ALLOWED: &str = "GET, HEAD, OPTIONS";
-
-/// `GET path` (and HEAD, OPTIONS) served by `handler`, with panics caught. Use it for every
-/// route of a service.
-pub fn get<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory + 'static
-where
-    F: Handler<Args>,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    crate::stall::declare_route(path);
-    web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .route(web::method(Method::OPTIONS).to(options))
-        .default_service(web::to(method_not_allowed))
-        .wrap(CatchPanic)
-}
-
-/// `OPTIONS`: no body, the methods in `Allow`.
-pub async fn options() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::NoContent()
-        .insert_header((
-            actix_web::http::header::ALLOW,
-            actix_web::http::header::HeaderValue::from_static(ALLOWED),
-        ))
-        .finish()
-}
-
-async fn method_not_allowed(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
-    let mut res = json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!(
-            "{} is not allowed on {}; use GET",
-            crate::params::clip(req.method().as_str()),
-            crate::params::clip(req.path())
-        ),
-        None,
-        None,
-    );
-    res.headers_mut().insert(
-        actix_web::http::header::ALLOW,
-        actix_web::http::header::HeaderValue::from_static(ALLOWED),
-    );
-    res
-}
-
+/// Wraps one route (see route.rs): a panic in its handler becomes a 500 JSON.
 pub struct CatchPanic;
 
 impl<S, B> Transform<S, ServiceRequest> for CatchPanic

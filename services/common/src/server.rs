@@ -15,7 +15,7 @@ use crate::config::{Layer, ServerArgs};
 use crate::error::ApiError;
 use crate::health::{self, Readiness};
 use crate::metrics::{Telemetry, metrics_handler};
-use crate::middleware::Guard;
+use crate::request_tracking::RequestTracking;
 use crate::sentry::SentryLayer;
 use crate::stall::{
     StallDetector, StallMonitor, debug_stalls, precreate_series, register_worker, spawn_lag_probe,
@@ -155,12 +155,12 @@ impl Application {
             }
             let app = app.configure(routes.clone());
             if stall_on {
-                // After `configure`: the routes are declared now (see `crate::get`).
+                // After `configure`: the routes are declared now (see `crate::get_route`).
                 precreate_series(&instruments);
             }
             app.default_service(web::to(not_found))
                 // Last wrapped runs first: Sentry sees everything, the guard is nearest the handler.
-                .wrap(Guard {
+                .wrap(RequestTracking {
                     detector: detector.clone(),
                     in_flight: in_flight.clone(),
                     access_log: access_log_on,

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use common::upstream::Upstream;
-use common::{ApiError, Params, Telemetry, get};
+use common::{ApiError, Params, Telemetry, get_route};
 use contract::{Choice, FanoutMode, Handling, Kind};
 use serde_json::json;
 
@@ -82,13 +82,13 @@ pub fn configure(
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg| {
         cfg.app_data(state.clone())
-            .service(get("/api/compare", compare))
-            .service(get("/api/fanout", fanout_route));
+            .service(get_route("/api/compare", compare))
+            .service(get_route("/api/fanout", fanout_route));
         // One route per mode and kind, so metrics, logs and events name the one proxied;
         // the pattern route after them answers 400 for any other mode or kind.
         for &handling in Handling::ALL {
             for &kind in Kind::ALL {
-                cfg.service(get(
+                cfg.service(get_route(
                     &format!("/api/{handling}{}", kind.worker_path()),
                     move |slot: Admitted, state: web::Data<GatewayState>, params: Params| {
                         proxy_to(slot, state, handling, kind, params)
@@ -96,7 +96,7 @@ pub fn configure(
                 ));
             }
         }
-        cfg.service(get("/api/{handling}/work/{kind}", proxy));
+        cfg.service(get_route("/api/{handling}/work/{kind}", proxy));
     }
 }
 

@@ -76,7 +76,7 @@ impl<S: Subscriber> Layer<S> for Breadcrumbs {
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        if let Some(id) = crate::middleware::current_request_id() {
+        if let Some(id) = crate::request_tracking::current_request_id() {
             fields.data.insert("request_id".to_owned(), id.into());
         }
         sentry::add_breadcrumb(Breadcrumb {

@@ -78,7 +78,7 @@ impl RequestTrace {
             span_id: self.span_id,
             sampled: self.sampled(),
             parent: self.transaction.clone().map(TransactionOrSpan::from),
-            request_id: crate::middleware::current_request_id(),
+            request_id: crate::request_tracking::current_request_id(),
         }
     }
 }

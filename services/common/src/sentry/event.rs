@@ -170,7 +170,7 @@ impl RequestSnapshot {
             let req = t.request.borrow().clone()?;
             Some(Self::new(
                 &req,
-                crate::middleware::current_request_id(),
+                crate::request_tracking::current_request_id(),
                 Some(t.into()),
             ))
         })

@@ -14,7 +14,7 @@ use crate::metrics::names::{
 
 static ROUTES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
-/// Called by [`crate::get`] for every route pattern it registers.
+/// Called by [`crate::get_route`] for every route pattern it registers.
 pub fn declare_route(pattern: &str) {
     let mut routes = ROUTES.lock().unwrap_or_else(|p| p.into_inner());
     if !routes.contains(pattern) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::cli::{ExperimentArgs, ExperimentName};
 use crate::model::{ExperimentOutcome, RunReport};
-pub(crate) use common::upstream::error_chain as cause;
+pub(crate) use common::error::error_chain as cause;
 pub(crate) use stack::Stack;
 
 /// How long the experiments run: `quick` for tests and a first look.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::web;
 use common::metrics::Instruments;
 use common::upstream::Upstream;
-use common::{Telemetry, get};
+use common::{Telemetry, get_route};
 
 use contract::{Choice, Handling, Kind};
 
@@ -67,11 +67,11 @@ pub fn configure(
             cfg.service(work::route(kind));
         }
         if state.test_routes {
-            cfg.service(get("/test/lock", test_only::lock));
+            cfg.service(get_route("/test/lock", test_only::lock));
         }
-        cfg.service(get("/work/{kind}", work::unknown_kind))
-            .service(get("/fault/error", fault::error))
-            .service(get("/fault/panic", fault::panic))
-            .service(get("/fault/status/{code}", fault::status));
+        cfg.service(get_route("/work/{kind}", work::unknown_kind))
+            .service(get_route("/fault/error", fault::error))
+            .service(get_route("/fault/panic", fault::panic))
+            .service(get_route("/fault/status/{code}", fault::status));
     }
 }

@@ -1,6 +1,6 @@
 use actix_web::dev::HttpServiceFactory;
 use actix_web::{HttpResponse, web};
-use common::{ApiError, Params, get};
+use common::{ApiError, Params, get_route};
 use contract::Kind;
 
 use super::WorkerState;
@@ -9,7 +9,7 @@ use crate::work::perform;
 /// `GET /work/io`, `/work/cpu`, `/work/call`, `/work/block`: each its own route, so every
 /// metric, log line and Sentry event names the one that blocked.
 pub(crate) fn route(kind: Kind) -> impl HttpServiceFactory + 'static {
-    get(
+    get_route(
         kind.worker_path(),
         move |state: web::Data<WorkerState>, params: Params| work(state, kind, params),
     )

@@ -4,8 +4,9 @@
 //! of the handler (stall detection) and writes one access-log event per request. All but
 //! the id are optional only so that `make bench` can measure what each costs.
 //!
-//! The access log is one `tracing` event, not a span per request (tracing-actix-web): the
-//! span and its closing JSON line cost 15 to 25 µs of CPU per request in `make bench`.
+//! The access log is one line per request, not a span (tracing-actix-web: the span and its
+//! closing JSON line cost 15 to 25 µs of CPU per request in `make bench`), and is written by
+//! hand (access_log.rs).
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -48,7 +49,7 @@ pub(crate) fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-pub(crate) struct Guard {
+pub(crate) struct RequestTracking {
     /// `None`: polls are not timed (`--disable-layers stall`).
     pub(crate) detector: Option<Arc<StallDetector>>,
     /// `None`: requests in flight are not counted (`--disable-layers in-flight`).
@@ -57,19 +58,19 @@ pub(crate) struct Guard {
     pub(crate) access_log: bool,
 }
 
-impl<S, B> Transform<S, ServiceRequest> for Guard
+impl<S, B> Transform<S, ServiceRequest> for RequestTracking
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
 {
     type Response = ServiceResponse<BoxBody>;
     type Error = actix_web::Error;
-    type Transform = GuardMiddleware<S>;
+    type Transform = RequestTrackingMiddleware<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(GuardMiddleware {
+        ready(Ok(RequestTrackingMiddleware {
             service: Rc::new(service),
             detector: self.detector.clone(),
             in_flight: self.in_flight.clone(),
@@ -78,7 +79,7 @@ where
     }
 }
 
-pub(crate) struct GuardMiddleware<S> {
+pub(crate) struct RequestTrackingMiddleware<S> {
     service: Rc<S>,
     detector: Option<Arc<StallDetector>>,
     in_flight: Option<UpDownCounter<i64>>,
@@ -88,7 +89,7 @@ pub(crate) struct GuardMiddleware<S> {
 type BoxedResponse =
     Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
 
-impl<S, B> Service<ServiceRequest> for GuardMiddleware<S>
+impl<S, B> Service<ServiceRequest> for RequestTrackingMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,

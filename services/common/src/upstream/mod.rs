@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 use opentelemetry::KeyValue;
 use serde_json::Value;
 
+use crate::error::error_chain;
 use crate::metrics::Instruments;
 use crate::metrics::names::{LABEL_OUTCOME, LABEL_UPSTREAM};
+
+mod error;
+pub use error::UpstreamError;
 
 /// What came back from a call that got an HTTP answer, whatever its status.
 #[derive(Debug)]
@@ -17,87 +21,6 @@ pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub elapsed: Duration,
-}
-
-/// A failed call. The messages are what a client may read (502/504 bodies) and what Sentry
-/// groups by: they name the dependency and how it failed, never a URL, a query or an OS error
-/// text (`detail` keeps that, for the log). `at`: the line of our code that made the call.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("{upstream} did not answer within {timeout_ms} ms")]
-    Timeout {
-        upstream: &'static str,
-        timeout_ms: u64,
-        at: &'static Location<'static>,
-    },
-    #[error("{upstream} is unreachable ({reason})")]
-    Unreachable {
-        upstream: &'static str,
-        /// `connection refused`, `connection failed`, `name not resolved`.
-        reason: &'static str,
-        detail: String,
-        at: &'static Location<'static>,
-    },
-    #[error("{upstream} answered {status} with an unusable body ({reason})")]
-    BadBody {
-        upstream: &'static str,
-        status: u16,
-        /// `not JSON` or `too large`.
-        reason: &'static str,
-        at: &'static Location<'static>,
-    },
-    #[error("{upstream} failed with status {status}")]
-    Failed {
-        upstream: &'static str,
-        status: u16,
-        body: Value,
-        at: &'static Location<'static>,
-    },
-}
-
-impl UpstreamError {
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. })
-    }
-
-    /// The `outcome` label and Sentry tag.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Self::Timeout { .. } => "timeout",
-            Self::Unreachable { .. } => "unreachable",
-            Self::BadBody { .. } => "bad_body",
-            Self::Failed { .. } => "server_error",
-        }
-    }
-
-    /// The exception type of its Sentry event.
-    pub fn sentry_type(&self) -> &'static str {
-        match self {
-            Self::Timeout { .. } => "UpstreamTimeout",
-            Self::Unreachable { .. } => "UpstreamUnreachable",
-            Self::BadBody { .. } => "UpstreamBadBody",
-            Self::Failed { .. } => "UpstreamBadStatus",
-        }
-    }
-
-    pub fn upstream(&self) -> &'static str {
-        match self {
-            Self::Timeout { upstream, .. }
-            | Self::Unreachable { upstream, .. }
-            | Self::BadBody { upstream, .. }
-            | Self::Failed { upstream, .. } => upstream,
-        }
-    }
-
-    /// Where our code made the call that failed.
-    pub fn location(&self) -> &'static Location<'static> {
-        match self {
-            Self::Timeout { at, .. }
-            | Self::Unreachable { at, .. }
-            | Self::BadBody { at, .. }
-            | Self::Failed { at, .. } => at,
-        }
-    }
 }
 
 impl Reply {
@@ -157,7 +80,7 @@ fn request_headers(span: Option<&sentry::Span>) -> Vec<(&'static str, String)> {
     };
     let span_id = span.map_or(p.span_id, sentry::Span::get_span_id);
     let mut headers = vec![("sentry-trace", p.sentry_trace(span_id))];
-    if let Some(id) = crate::middleware::current_request_id().or(p.request_id) {
+    if let Some(id) = crate::request_tracking::current_request_id().or(p.request_id) {
         headers.push(("x-request-id", id));
     }
     headers
@@ -389,16 +312,6 @@ impl Upstream {
     }
 }
 
-impl UpstreamError {
-    /// The low-level cause (OS error, URL), for the log only.
-    pub fn detail(&self) -> &str {
-        match self {
-            Self::Unreachable { detail, .. } => detail,
-            _ => "",
-        }
-    }
-}
-
 /// The `io::ErrorKind` somewhere in an error's causes.
 fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -409,17 +322,4 @@ fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
         source = s.source();
     }
     None
-}
-
-/// An error and its causes on one line: reqwest's top-level message is "error sending
-/// request"; the causes say why.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
