@@ -1,0 +1,177 @@
+//! The scrape's own text against what it replaced: the `prometheus` crate's `TextEncoder` over
+//! its vecs and the opentelemetry-prometheus exporter, fed the same observations, must write
+//! the same bytes. Names, labels, label order, HELP, TYPE, `le` values and numbers: everything
+//! dashboards, alert rules and Prometheus itself read. And the filled registry's page passes
+//! `promtool check metrics`.
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use actix_web::http::{Method, StatusCode};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use prometheus::{Encoder, TextEncoder};
+
+use super::names::{HTTP_REQUESTS, HTTP_REQUESTS_DURATION, LATENCY_BUCKETS};
+use super::{HttpMetrics, Instruments, Registry, fixture, otel};
+
+/// One registry label only: `prometheus` writes several in its `HashMap`'s order.
+const LABELS: &[(&str, &str)] = &[("service", "worker")];
+
+fn reference_registry() -> prometheus::Registry {
+    let labels = LABELS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect::<HashMap<_, _>>();
+    prometheus::Registry::new_custom(None, Some(labels)).expect("a registry")
+}
+
+fn encode(registry: &prometheus::Registry) -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .expect("encodes");
+    String::from_utf8(buf).expect("utf-8")
+}
+
+/// The page less the process collector's families, which only one side has.
+fn without_process(page: &str) -> String {
+    page.lines()
+        .filter(|l| {
+            !(l.starts_with("process_")
+                || l.starts_with("# HELP process_")
+                || l.starts_with("# TYPE process_"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn http_families_write_what_prometheus_wrote() {
+    let reference = reference_registry();
+    let labels = &["endpoint", "method", "status"];
+    let requests = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(HTTP_REQUESTS, "Total number of HTTP requests"),
+        labels,
+    )
+    .expect("a vec");
+    let duration = prometheus::HistogramVec::new(
+        prometheus::HistogramOpts::new(
+            HTTP_REQUESTS_DURATION,
+            "HTTP request duration in seconds for all requests",
+        )
+        .buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("a vec");
+    reference
+        .register(Box::new(requests.clone()))
+        .expect("registers");
+    reference
+        .register(Box::new(duration.clone()))
+        .expect("registers");
+
+    let ours = Registry::new(LABELS, otel::Reader::default());
+    let http = HttpMetrics::new(&ours);
+    // Values on and between bucket bounds, below the first and above the last, odd labels.
+    let cases = [
+        ("/work/io", Method::GET, 200, 0.0005),
+        ("/work/io", Method::GET, 200, 0.000_501),
+        ("/work/io", Method::GET, 200, 0.0),
+        ("/work/io", Method::POST, 405, 0.2),
+        ("/work/cpu", Method::GET, 200, 31.0),
+        ("/fault/status/{code}", Method::GET, 599, 1.0),
+        (
+            "UNMATCHED",
+            Method::from_bytes(b"FOO").expect("a token"),
+            404,
+            0.0123,
+        ),
+        ("/a\"b\\c\nd", Method::GET, 500, 0.07),
+    ];
+    for (endpoint, method, status, seconds) in cases {
+        let status = StatusCode::from_u16(status).expect("a status");
+        http.observe_for_test(endpoint, &method, status, seconds);
+        let method = super::http::method_label(&method);
+        let status_label = super::http::status_label(status);
+        requests
+            .with_label_values(&[endpoint, method, &status_label])
+            .inc();
+        duration
+            .with_label_values(&[endpoint, method, super::http::status_class(status)])
+            .observe(seconds);
+    }
+    assert_eq!(without_process(&ours.render()), encode(&reference));
+}
+
+#[test]
+fn otel_families_write_what_the_exporter_wrote() {
+    let reference = reference_registry();
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(reference.clone())
+        .without_target_info()
+        .scope_info_enabled(false)
+        .build()
+        .expect("an exporter");
+    let reader = otel::Reader::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(exporter)
+        .with_reader(reader.clone())
+        .build();
+    let instruments = Instruments::new(&provider);
+    instruments.build_info();
+    fixture::fill_instruments(&instruments);
+    // A negative value, a fraction, and a unitless counter of the exporter's own naming.
+    instruments.http_in_flight.add(-3, &[]);
+    instruments.blocked_seconds.add(
+        0.123_456_789,
+        &[opentelemetry::KeyValue::new("endpoint", "/work/block")],
+    );
+    let ours = Registry::new(LABELS, reader);
+    let (theirs, ours) = (encode(&reference), without_process(&ours.render()));
+    assert!(theirs.contains("loopscope_work_duration_seconds_bucket{kind=\"io\""));
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn a_filled_page_passes_promtool() {
+    let page = fixture::filled().registry.render();
+    assert!(page.lines().count() > 1_500, "the fixture fills the page");
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        panic!("promtool is not on PATH: run `make tools` (Debian's prometheus package)");
+    };
+    child
+        .stdin
+        .take()
+        .expect("a stdin")
+        .write_all(page.as_bytes())
+        .expect("promtool reads the page");
+    let out = child.wait_with_output().expect("promtool ends");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The negative control: a page promtool must refuse, so a silent pass cannot hide here.
+    let broken = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("a stdin")
+                .write_all(b"# TYPE a counter\na{b=\"c} 1\n")?;
+            c.wait()
+        })
+        .expect("promtool runs");
+    assert!(!broken.success(), "promtool accepted a broken page");
+}
