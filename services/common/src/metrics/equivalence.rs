@@ -11,8 +11,11 @@ use actix_web::http::{Method, StatusCode};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 
+use super::instruments::KEYED;
 use super::names::{HTTP_REQUESTS, HTTP_REQUESTS_DURATION, LATENCY_BUCKETS};
-use super::{HttpMetrics, Instruments, Registry, fixture, otel};
+use super::{
+    Counter, FloatCounter, HttpMetrics, Instruments, KeyedCounter, Registry, fixture, otel,
+};
 
 /// One registry label only: `prometheus` writes several in its `HashMap`'s order.
 const LABELS: &[(&str, &str)] = &[("service", "worker")];
@@ -33,15 +36,31 @@ fn encode(registry: &prometheus::Registry) -> String {
     String::from_utf8(buf).expect("utf-8")
 }
 
-/// The page less the process collector's families, which only one side has.
-fn without_process(page: &str) -> String {
+/// The page less the families of these name prefixes, which only one side has.
+fn without(page: &str, prefixes: &[String]) -> String {
     page.lines()
         .filter(|l| {
-            !(l.starts_with("process_")
-                || l.starts_with("# HELP process_")
-                || l.starts_with("# TYPE process_"))
+            let name = l
+                .strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+                .unwrap_or(l);
+            let name = name.split(['{', ' ']).next().unwrap_or_default();
+            !prefixes.iter().any(|p| name.starts_with(p.as_str()))
         })
         .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The page less the process collector's families.
+fn without_process(page: &str) -> String {
+    without(page, &["process_".to_owned()])
+}
+
+/// The exported names of the stall counters, our own families now.
+fn keyed_names() -> Vec<String> {
+    KEYED
+        .iter()
+        .map(|s| otel::prometheus_name(s.name, s.unit, true))
         .collect()
 }
 
@@ -117,7 +136,8 @@ fn otel_families_write_what_the_exporter_wrote() {
         .with_reader(exporter)
         .with_reader(reader.clone())
         .build();
-    let instruments = Instruments::new(&provider);
+    let ours = Registry::new(LABELS, reader);
+    let instruments = Instruments::new(&provider, &ours);
     instruments.build_info();
     fixture::fill_instruments(&instruments);
     // A negative value, a fraction, and a unitless counter of the exporter's own naming.
@@ -126,10 +146,76 @@ fn otel_families_write_what_the_exporter_wrote() {
         0.123_456_789,
         &[opentelemetry::KeyValue::new("endpoint", "/work/block")],
     );
-    let ours = Registry::new(LABELS, reader);
-    let (theirs, ours) = (encode(&reference), without_process(&ours.render()));
+    let mut skip = keyed_names();
+    skip.push("process_".to_owned());
+    let (theirs, ours) = (encode(&reference), without(&ours.render(), &skip));
     assert!(theirs.contains("loopscope_work_duration_seconds_bucket{kind=\"io\""));
     assert_eq!(ours, theirs);
+}
+
+#[test]
+fn keyed_counters_write_what_the_exporter_wrote() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider;
+
+    let reference = reference_registry();
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(reference.clone())
+        .without_target_info()
+        .scope_info_enabled(false)
+        .build()
+        .expect("an exporter");
+    let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+    let meter = provider.meter("loopscope");
+    let ours = Registry::new(LABELS, otel::Reader::default());
+    for spec in KEYED {
+        // Every combination of two values a label, added to in an odd order.
+        let combos: Vec<Vec<KeyValue>> = (0..1u32 << spec.labels.len())
+            .rev()
+            .map(|bits| {
+                spec.labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let v = if bits & (1 << i) == 0 {
+                            "/work/{kind}"
+                        } else {
+                            "0"
+                        };
+                        KeyValue::new(*l, v)
+                    })
+                    .rev()
+                    .collect()
+            })
+            .collect();
+        if spec.unit == "s" {
+            let theirs = meter
+                .f64_counter(spec.name)
+                .with_unit(spec.unit)
+                .with_description(spec.help)
+                .build();
+            let mine = KeyedCounter::<FloatCounter>::new(&ours, spec);
+            for (i, attrs) in combos.iter().enumerate() {
+                let v = 0.125 * i as f64 + 1e-9;
+                theirs.add(v, attrs);
+                mine.add(v, attrs);
+            }
+        } else {
+            let theirs = meter
+                .u64_counter(spec.name)
+                .with_unit(spec.unit)
+                .with_description(spec.help)
+                .build();
+            let mine = KeyedCounter::<Counter>::new(&ours, spec);
+            for (i, attrs) in combos.iter().enumerate() {
+                theirs.add(i as u64, attrs);
+                mine.add(i as u64, attrs);
+            }
+        }
+    }
+    let theirs = encode(&reference);
+    assert!(theirs.contains("loopscope_event_loop_stalls_total{classification="));
+    assert_eq!(without_process(&ours.render()), theirs);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! each `le="…"` is formatted once per family, so a bucket line is a few `push_str`s and one
 //! integer. Output and series order are the ones `prometheus` writes (tests/exposition.rs
 //! compares the two).
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -14,7 +15,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use super::text;
 
 /// What a family's series are: a counter or a histogram.
-pub(crate) trait Metric: Send + Sync + 'static {
+pub trait Metric: Send + Sync + 'static {
     /// The `# TYPE` of the family.
     const KIND: &'static str;
     /// Shared by a family's series: the bucket bounds of a histogram.
@@ -26,18 +27,18 @@ pub(crate) trait Metric: Send + Sync + 'static {
 
 /// A monotonic integer counter.
 #[derive(Debug, Default)]
-pub(crate) struct Counter(AtomicU64);
+pub struct Counter(AtomicU64);
 
 impl Counter {
-    pub(crate) fn inc(&self) {
+    pub fn inc(&self) {
         self.inc_by(1);
     }
 
-    pub(crate) fn inc_by(&self, v: u64) {
+    pub fn inc_by(&self, v: u64) {
         self.0.fetch_add(v, Ordering::Relaxed);
     }
 
-    pub(crate) fn get(&self) -> u64 {
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -53,6 +54,46 @@ impl Metric for Counter {
     fn render(&self, (): &(), out: &mut String, name: &str, labels: &str) {
         text::sample(out, name, "", labels, "");
         text::u64_value(out, self.get());
+    }
+}
+
+/// A monotonic float counter (seconds spent), its `f64` bits added to by compare-and-swap.
+#[derive(Debug, Default)]
+pub struct FloatCounter(AtomicU64);
+
+impl FloatCounter {
+    pub fn inc_by(&self, v: f64) {
+        add_f64(&self.0, v);
+    }
+
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+impl Metric for FloatCounter {
+    const KIND: &'static str = "counter";
+    type Config = ();
+
+    fn new((): &()) -> Self {
+        Self(AtomicU64::new(0f64.to_bits()))
+    }
+
+    fn render(&self, (): &(), out: &mut String, name: &str, labels: &str) {
+        text::sample(out, name, "", labels, "");
+        text::f64_value(out, self.get());
+    }
+}
+
+/// Adds to an `f64` kept as its bits in an atomic.
+fn add_f64(bits: &AtomicU64, v: f64) {
+    let mut old = bits.load(Ordering::Relaxed);
+    loop {
+        let new = (f64::from_bits(old) + v).to_bits();
+        match bits.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(current) => old = current,
+        }
     }
 }
 
@@ -92,17 +133,7 @@ impl Histogram {
             self.bounds.partition_point(|b| *b < v)
         };
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        let mut old = self.sum.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(old) + v).to_bits();
-            match self
-                .sum
-                .compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(current) => old = current,
-            }
-        }
+        add_f64(&self.sum, v);
     }
 
     #[cfg(test)]
@@ -157,7 +188,7 @@ impl<M: Metric> Clone for MetricVec<M> {
 }
 
 struct Inner<M: Metric> {
-    name: &'static str,
+    name: Cow<'static, str>,
     help: &'static str,
     label_names: &'static [&'static str],
     /// The registry's labels, formatted: they end every series' label set.
@@ -177,7 +208,7 @@ pub(crate) type HistogramVec = MetricVec<Histogram>;
 
 impl<M: Metric> MetricVec<M> {
     pub(super) fn new(
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         help: &'static str,
         label_names: &'static [&'static str],
         registry_labels: Arc<str>,
@@ -185,7 +216,7 @@ impl<M: Metric> MetricVec<M> {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                name,
+                name: name.into(),
                 help,
                 label_names,
                 registry_labels,
@@ -246,13 +277,13 @@ impl<M: Metric> MetricVec<M> {
 
 /// A family the registry renders: its name (families are written in name order) and text.
 pub(super) trait Render: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     fn render(&self, out: &mut String);
 }
 
 impl<M: Metric> Render for MetricVec<M> {
-    fn name(&self) -> &'static str {
-        self.inner.name
+    fn name(&self) -> &str {
+        &self.inner.name
     }
 
     fn render(&self, out: &mut String) {
@@ -269,9 +300,9 @@ impl<M: Metric> Render for MetricVec<M> {
         if series.is_empty() {
             return;
         }
-        text::header(out, inner.name, inner.help, M::KIND);
+        text::header(out, &inner.name, inner.help, M::KIND);
         for (labels, metric) in &series {
-            metric.render(&inner.config, out, inner.name, labels);
+            metric.render(&inner.config, out, &inner.name, labels);
         }
     }
 }

@@ -13,6 +13,7 @@ mod family;
 mod fixture;
 pub mod http;
 mod instruments;
+mod keyed;
 pub mod names;
 mod otel;
 mod registry;
@@ -22,8 +23,10 @@ use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 pub use exposition::{metrics_handler, render};
+pub use family::{Counter, FloatCounter, Metric};
 pub use http::HttpMetrics;
 pub use instruments::Instruments;
+pub use keyed::{Add, KeyedCounter};
 pub use registry::Registry;
 
 use crate::ServiceInfo;
@@ -54,7 +57,7 @@ impl Telemetry {
         let registry = Registry::new(&labels, reader.clone());
         let http = HttpMetrics::new(&registry);
         let meter_provider = SdkMeterProvider::builder().with_reader(reader).build();
-        let instruments = Instruments::new(&meter_provider);
+        let instruments = Instruments::new(&meter_provider, &registry);
         instruments.build_info();
 
         Ok(Self {

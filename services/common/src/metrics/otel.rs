@@ -80,15 +80,21 @@ fn exported_name(metric: &Metric) -> Option<String> {
         AggregatedMetrics::U64(d) => kind_of(d)?,
         AggregatedMetrics::I64(d) => kind_of(d)?,
     } == Kind::Counter;
-    let mut name = sanitize_name(metric.name());
-    if let Some(suffix) = unit_suffix(metric.unit()) {
+    Some(prometheus_name(metric.name(), metric.unit(), monotonic))
+}
+
+/// The name the exporter gives an instrument: `loopscope.event_loop.blocked` in `s`, a
+/// counter, is `loopscope_event_loop_blocked_seconds_total`.
+pub(super) fn prometheus_name(name: &str, unit: &str, counter: bool) -> String {
+    let mut name = sanitize_name(name);
+    if let Some(suffix) = unit_suffix(unit) {
         name.push('_');
         name.push_str(suffix);
     }
-    if monotonic {
+    if counter {
         name.push_str("_total");
     }
-    Some(name)
+    name
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
