@@ -231,7 +231,7 @@ impl<M: Metric> MetricVec<M> {
     ///
     /// # Panics
     /// When the number of values is not the number of label names: a programming error.
-    pub(crate) fn with_label_values(&self, values: &[&str]) -> Arc<M> {
+    pub(crate) fn with_label_values<V: AsRef<str>>(&self, values: &[V]) -> Arc<M> {
         let inner = &*self.inner;
         assert_eq!(
             values.len(),
@@ -239,7 +239,7 @@ impl<M: Metric> MetricVec<M> {
             "{}: label values do not match the label names",
             inner.name
         );
-        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        let key: Vec<String> = values.iter().map(|v| v.as_ref().to_owned()).collect();
         if let Some(series) = inner
             .series
             .read()
@@ -255,7 +255,7 @@ impl<M: Metric> MetricVec<M> {
                 .label_names
                 .iter()
                 .copied()
-                .zip(values.iter().copied()),
+                .zip(values.iter().map(AsRef::as_ref)),
         );
         if !inner.registry_labels.is_empty() {
             if !labels.is_empty() {
