@@ -90,7 +90,7 @@ fn http_families_write_what_prometheus_wrote() {
         .expect("registers");
 
     let ours = Registry::new(LABELS, otel::Reader::default());
-    let http = HttpMetrics::new(&ours);
+    let http = HttpMetrics::new(&ours).expect("registers");
     // Values on and between bucket bounds, below the first and above the last, odd labels.
     let cases = [
         ("/work/io", Method::GET, 200, 0.0005),
@@ -137,7 +137,7 @@ fn otel_families_write_what_the_exporter_wrote() {
         .with_reader(reader.clone())
         .build();
     let ours = Registry::new(LABELS, reader);
-    let instruments = Instruments::new(&provider, &ours);
+    let instruments = Instruments::new(&provider, &ours).expect("registers");
     instruments.build_info();
     fixture::fill_instruments(&instruments);
     // A negative value, a fraction, and a unitless counter of the exporter's own naming.
@@ -194,7 +194,7 @@ fn keyed_counters_write_what_the_exporter_wrote() {
                 .with_unit(spec.unit)
                 .with_description(spec.help)
                 .build();
-            let mine = KeyedCounter::<FloatCounter>::new(&ours, spec);
+            let mine = KeyedCounter::<FloatCounter>::new(&ours, spec).expect("registers");
             for (i, attrs) in combos.iter().enumerate() {
                 let v = 0.125 * i as f64 + 1e-9;
                 theirs.add(v, attrs);
@@ -206,7 +206,7 @@ fn keyed_counters_write_what_the_exporter_wrote() {
                 .with_unit(spec.unit)
                 .with_description(spec.help)
                 .build();
-            let mine = KeyedCounter::<Counter>::new(&ours, spec);
+            let mine = KeyedCounter::<Counter>::new(&ours, spec).expect("registers");
             for (i, attrs) in combos.iter().enumerate() {
                 theirs.add(i as u64, attrs);
                 mine.add(i as u64, attrs);
@@ -260,4 +260,35 @@ fn a_filled_page_passes_promtool() {
         })
         .expect("promtool runs");
     assert!(!broken.success(), "promtool accepted a broken page");
+}
+
+#[test]
+fn one_block_a_family_name() {
+    use opentelemetry::metrics::MeterProvider;
+
+    let reader = otel::Reader::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader.clone())
+        .build();
+    let ours = Registry::new(LABELS, reader);
+    let http = HttpMetrics::new(&ours).expect("registers");
+    assert!(
+        HttpMetrics::new(&ours).is_err(),
+        "a second family of one name"
+    );
+    http.observe_for_test("/work/io", &Method::GET, StatusCode::OK, 0.001);
+    // An instrument the exporter names `loopscope_http_requests_total`.
+    provider
+        .meter("loopscope")
+        .u64_counter("loopscope.http.requests")
+        .build()
+        .add(1, &[]);
+    let page = ours.render();
+    assert_eq!(
+        page.matches("# TYPE loopscope_http_requests_total ")
+            .count(),
+        1,
+        "{page}"
+    );
+    assert!(page.contains("loopscope_http_requests_total{endpoint=\"/work/io\""));
 }

@@ -71,7 +71,7 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
-    pub fn new(registry: &Registry) -> Self {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         const LABELS: &[&str] = &["endpoint", "method", "status"];
         let requests = CounterVec::new(
             HTTP_REQUESTS,
@@ -87,9 +87,9 @@ impl HttpMetrics {
             registry.labels(),
             Buckets::new(LATENCY_BUCKETS),
         );
-        registry.register(Arc::new(requests.clone()));
-        registry.register(Arc::new(duration.clone()));
-        Self { requests, duration }
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self { requests, duration })
     }
 }
 

@@ -95,7 +95,10 @@ fn seconds_histogram(meter: &Meter, name: &'static str, help: &'static str) -> H
 }
 
 impl Instruments {
-    pub(super) fn new(provider: &SdkMeterProvider, registry: &Registry) -> Self {
+    pub(super) fn new(
+        provider: &SdkMeterProvider,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
         let meter = provider.meter("loopscope");
         let worker_runtimes: Arc<Mutex<Vec<(String, Handle)>>> = Arc::default();
         let runtimes = worker_runtimes.clone();
@@ -156,7 +159,7 @@ impl Instruments {
             })
             .build();
 
-        Self {
+        Ok(Self {
             http_in_flight: meter
                 .i64_up_down_counter(HTTP_IN_FLIGHT)
                 .with_description("HTTP requests being served now")
@@ -198,12 +201,12 @@ impl Instruments {
                 EVENT_LOOP_LAG,
                 "How late a timer on each worker woke up: time the event loop could not run",
             ),
-            blocked_polls: KeyedCounter::new(registry, &BLOCKED_POLLS),
-            blocked_seconds: KeyedCounter::new(registry, &BLOCKED_SECONDS),
-            stalls: KeyedCounter::new(registry, &STALLS),
-            stall_captures: KeyedCounter::new(registry, &CAPTURES),
-            delayed_requests: KeyedCounter::new(registry, &DELAYED_REQUESTS),
-            delayed_seconds: KeyedCounter::new(registry, &DELAYED_SECONDS),
+            blocked_polls: KeyedCounter::new(registry, &BLOCKED_POLLS)?,
+            blocked_seconds: KeyedCounter::new(registry, &BLOCKED_SECONDS)?,
+            stalls: KeyedCounter::new(registry, &STALLS)?,
+            stall_captures: KeyedCounter::new(registry, &CAPTURES)?,
+            delayed_requests: KeyedCounter::new(registry, &DELAYED_REQUESTS)?,
+            delayed_seconds: KeyedCounter::new(registry, &DELAYED_SECONDS)?,
             upstream_requests: meter
                 .u64_counter(UPSTREAM_REQUESTS)
                 .with_description("Calls to other services, by outcome")
@@ -224,7 +227,7 @@ impl Instruments {
                 )
                 .build(),
             worker_runtimes,
-        }
+        })
     }
 
     pub(super) fn build_info(&self) {

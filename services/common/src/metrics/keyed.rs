@@ -5,7 +5,6 @@
 //! Exported exactly as the opentelemetry-prometheus exporter exported them: its name (unit
 //! and `_total` suffixes), label keys in sorted order (a test compares the two).
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use opentelemetry::KeyValue;
 
@@ -58,7 +57,7 @@ impl<M: Add> Clone for KeyedCounter<M> {
 }
 
 impl<M: Add> KeyedCounter<M> {
-    pub(super) fn new(registry: &Registry, spec: &Spec) -> Self {
+    pub(super) fn new(registry: &Registry, spec: &Spec) -> Result<Self, prometheus::Error> {
         debug_assert!(spec.labels.is_sorted(), "{}: labels unsorted", spec.name);
         let vec = MetricVec::new(
             prometheus_name(spec.name, spec.unit, true),
@@ -67,11 +66,11 @@ impl<M: Add> KeyedCounter<M> {
             registry.labels(),
             (),
         );
-        registry.register(Arc::new(vec.clone()));
-        Self {
+        registry.register(Box::new(vec.clone()))?;
+        Ok(Self {
             vec,
             labels: spec.labels,
-        }
+        })
     }
 
     /// Adds `value` to the series of these attributes (an absent one is an empty label, which

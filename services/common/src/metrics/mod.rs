@@ -54,10 +54,11 @@ impl Telemetry {
         // The registry's labels reach every family: the HTTP metrics, the OpenTelemetry
         // instruments and the process collector's, with no per-instrument bookkeeping.
         let reader = otel::Reader::default();
+        let err = |e: &dyn std::fmt::Display| MetricsError(e.to_string());
         let registry = Registry::new(&labels, reader.clone());
-        let http = HttpMetrics::new(&registry);
+        let http = HttpMetrics::new(&registry).map_err(|e| err(&e))?;
         let meter_provider = SdkMeterProvider::builder().with_reader(reader).build();
-        let instruments = Instruments::new(&meter_provider, &registry);
+        let instruments = Instruments::new(&meter_provider, &registry).map_err(|e| err(&e))?;
         instruments.build_info();
 
         Ok(Self {

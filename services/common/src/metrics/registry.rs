@@ -2,7 +2,7 @@
 //! instruments (metrics/otel.rs) and the `prometheus` crate's process collector, all labelled
 //! with `service` and `handling`, rendered in one pass into one `String`, families in name
 //! order as `prometheus`' registry wrote them.
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::core::Collector;
@@ -12,6 +12,9 @@ use prometheus::proto::{MetricFamily, MetricType};
 use super::family::Render;
 use super::otel::{self, Reader};
 use super::text;
+
+/// Whether the page had two families of one name yet: said once, not at every scrape.
+static DUPLICATE_WARNED: AtomicBool = AtomicBool::new(false);
 
 #[derive(Clone)]
 pub struct Registry {
@@ -56,12 +59,19 @@ impl Registry {
         self.inner.labels.clone()
     }
 
-    pub(super) fn register(&self, family: Arc<dyn Render>) {
-        self.inner
+    /// Adds a family of ours; a second family of the same name would be a second block of
+    /// that name on the page, which Prometheus rejects, so it is refused.
+    pub(super) fn register(&self, family: Box<dyn Render>) -> Result<(), prometheus::Error> {
+        let mut own = self
+            .inner
             .own
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(family);
+            .unwrap_or_else(PoisonError::into_inner);
+        if own.iter().any(|f| f.name() == family.name()) {
+            return Err(prometheus::Error::AlreadyReg);
+        }
+        own.push(Arc::from(family));
+        Ok(())
     }
 
     /// The text exposition of everything registered.
@@ -79,6 +89,18 @@ impl Registry {
         sources.extend(otel::families(&collected).into_iter().map(Source::Otel));
         sources.extend(process.iter().map(Source::Process));
         sources.sort_by(|a, b| a.name().cmp(b.name()));
+        // An OpenTelemetry instrument exported under the name of one of our families: one
+        // block a name, ours (the sort is stable and ours come first).
+        sources.dedup_by(|later, first| {
+            let same = later.name() == first.name();
+            if same && !DUPLICATE_WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    family = later.name(),
+                    "two metric families of one name: one dropped"
+                );
+            }
+            same
+        });
 
         let mut out = String::with_capacity(inner.last_len.load(Ordering::Relaxed) + 4096);
         for source in &sources {
