@@ -271,7 +271,7 @@ struct AdminServer {
 impl AdminServer {
     fn start(
         listener: TcpListener,
-        registry: prometheus::Registry,
+        registry: crate::metrics::Registry,
         readiness: Readiness,
         probe: health::AppProbe,
         stalls: Option<StallMonitor>,

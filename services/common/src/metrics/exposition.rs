@@ -3,22 +3,18 @@
 //! unmatched route, so every other middleware (Sentry, logs, stall detection) would see each
 //! scrape as a 404 on an unknown path.
 use actix_web::{HttpResponse, web};
-use prometheus::{Encoder, Registry, TextEncoder};
 
-pub fn render(registry: &Registry) -> Result<String, prometheus::Error> {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    TextEncoder::new().encode(&registry.gather(), &mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+use super::Registry;
+
+/// The content type of the Prometheus text format.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4";
+
+pub fn render(registry: &Registry) -> String {
+    registry.render()
 }
 
 pub async fn metrics_handler(registry: web::Data<Registry>) -> HttpResponse {
-    match render(&registry) {
-        Ok(body) => HttpResponse::Ok()
-            .content_type(prometheus::TEXT_FORMAT)
-            .body(body),
-        Err(e) => {
-            tracing::error!(error = %e, "rendering metrics failed");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
+    HttpResponse::Ok()
+        .content_type(TEXT_FORMAT)
+        .body(render(&registry))
 }

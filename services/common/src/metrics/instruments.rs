@@ -7,7 +7,58 @@ use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider, Up
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use tokio::runtime::Handle;
 
+use super::Registry;
+use super::family::{Counter as CountSeries, FloatCounter};
+use super::keyed::{KeyedCounter, Spec};
 use super::names::*;
+
+/// The stall counters: our own families (metrics/keyed.rs), fed like the instruments.
+const BLOCKED_POLLS: Spec = Spec {
+    name: EVENT_LOOP_BLOCKED_POLLS,
+    unit: "",
+    help: "Single polls of a handler longer than the stall threshold",
+    labels: &[LABEL_ENDPOINT, LABEL_WORKER],
+};
+const BLOCKED_SECONDS: Spec = Spec {
+    name: EVENT_LOOP_BLOCKED,
+    unit: "s",
+    help: "Time spent inside polls longer than the stall threshold",
+    labels: &[LABEL_ENDPOINT, LABEL_WORKER],
+};
+const STALLS: Spec = Spec {
+    name: EVENT_LOOP_STALLS,
+    unit: "",
+    help: "Polls longer than the capture threshold, by why the thread was stuck (/proc)",
+    labels: &[LABEL_CLASSIFICATION, LABEL_ENDPOINT, LABEL_WORKER],
+};
+const CAPTURES: Spec = Spec {
+    name: STALL_CAPTURES,
+    unit: "",
+    help: "Attempts to take the stack of a blocked event loop, by outcome",
+    labels: &[LABEL_ENDPOINT, LABEL_OUTCOME],
+};
+const DELAYED_REQUESTS: Spec = Spec {
+    name: EVENT_LOOP_DELAYED_REQUESTS,
+    unit: "",
+    help: "Requests in flight on an event loop while another request's poll blocked it",
+    labels: &[LABEL_CULPRIT],
+};
+const DELAYED_SECONDS: Spec = Spec {
+    name: EVENT_LOOP_DELAYED,
+    unit: "s",
+    help: "Time requests were in flight behind another request's blocking poll",
+    labels: &[LABEL_CULPRIT],
+};
+/// Every keyed counter's spec, for the test that holds them to the exporter's output.
+#[cfg(test)]
+pub(super) const KEYED: &[&Spec] = &[
+    &BLOCKED_POLLS,
+    &BLOCKED_SECONDS,
+    &STALLS,
+    &CAPTURES,
+    &DELAYED_REQUESTS,
+    &DELAYED_SECONDS,
+];
 
 #[derive(Clone)]
 pub struct Instruments {
@@ -19,12 +70,12 @@ pub struct Instruments {
     pub blocking_threads_max: Gauge<u64>,
     pub server_workers: Gauge<u64>,
     pub event_loop_lag: Histogram<f64>,
-    pub blocked_polls: Counter<u64>,
-    pub blocked_seconds: Counter<f64>,
-    pub stalls: Counter<u64>,
-    pub stall_captures: Counter<u64>,
-    pub delayed_requests: Counter<u64>,
-    pub delayed_seconds: Counter<f64>,
+    pub blocked_polls: KeyedCounter<CountSeries>,
+    pub blocked_seconds: KeyedCounter<FloatCounter>,
+    pub stalls: KeyedCounter<CountSeries>,
+    pub stall_captures: KeyedCounter<CountSeries>,
+    pub delayed_requests: KeyedCounter<CountSeries>,
+    pub delayed_seconds: KeyedCounter<FloatCounter>,
     pub upstream_requests: Counter<u64>,
     pub upstream_duration: Histogram<f64>,
     build_info: Gauge<u64>,
@@ -44,7 +95,10 @@ fn seconds_histogram(meter: &Meter, name: &'static str, help: &'static str) -> H
 }
 
 impl Instruments {
-    pub(super) fn new(provider: &SdkMeterProvider) -> Self {
+    pub(super) fn new(
+        provider: &SdkMeterProvider,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
         let meter = provider.meter("loopscope");
         let worker_runtimes: Arc<Mutex<Vec<(String, Handle)>>> = Arc::default();
         let runtimes = worker_runtimes.clone();
@@ -105,7 +159,7 @@ impl Instruments {
             })
             .build();
 
-        Self {
+        Ok(Self {
             http_in_flight: meter
                 .i64_up_down_counter(HTTP_IN_FLIGHT)
                 .with_description("HTTP requests being served now")
@@ -147,38 +201,12 @@ impl Instruments {
                 EVENT_LOOP_LAG,
                 "How late a timer on each worker woke up: time the event loop could not run",
             ),
-            blocked_polls: meter
-                .u64_counter(EVENT_LOOP_BLOCKED_POLLS)
-                .with_description("Single polls of a handler longer than the stall threshold")
-                .build(),
-            blocked_seconds: meter
-                .f64_counter(EVENT_LOOP_BLOCKED)
-                .with_unit("s")
-                .with_description("Time spent inside polls longer than the stall threshold")
-                .build(),
-            stalls: meter
-                .u64_counter(EVENT_LOOP_STALLS)
-                .with_description(
-                    "Polls longer than the capture threshold, by why the thread was stuck (/proc)",
-                )
-                .build(),
-            stall_captures: meter
-                .u64_counter(STALL_CAPTURES)
-                .with_description("Attempts to take the stack of a blocked event loop, by outcome")
-                .build(),
-            delayed_requests: meter
-                .u64_counter(EVENT_LOOP_DELAYED_REQUESTS)
-                .with_description(
-                    "Requests in flight on an event loop while another request's poll blocked it",
-                )
-                .build(),
-            delayed_seconds: meter
-                .f64_counter(EVENT_LOOP_DELAYED)
-                .with_unit("s")
-                .with_description(
-                    "Time requests were in flight behind another request's blocking poll",
-                )
-                .build(),
+            blocked_polls: KeyedCounter::new(registry, &BLOCKED_POLLS)?,
+            blocked_seconds: KeyedCounter::new(registry, &BLOCKED_SECONDS)?,
+            stalls: KeyedCounter::new(registry, &STALLS)?,
+            stall_captures: KeyedCounter::new(registry, &CAPTURES)?,
+            delayed_requests: KeyedCounter::new(registry, &DELAYED_REQUESTS)?,
+            delayed_seconds: KeyedCounter::new(registry, &DELAYED_SECONDS)?,
             upstream_requests: meter
                 .u64_counter(UPSTREAM_REQUESTS)
                 .with_description("Calls to other services, by outcome")
@@ -199,7 +227,7 @@ impl Instruments {
                 )
                 .build(),
             worker_runtimes,
-        }
+        })
     }
 
     pub(super) fn build_info(&self) {

@@ -1,20 +1,33 @@
-//! One registry per process, passed around, never the global default: HTTP metrics from our
-//! own middleware (http.rs), custom instruments from OpenTelemetry, process metrics, all in it, all
-//! labelled with `service` and `handling` by the registry itself.
+//! One registry per process, passed around, never a global: HTTP metrics from our own
+//! middleware (http.rs), custom instruments from OpenTelemetry, process metrics, all in it, all
+//! labelled with `service` and `handling` by the registry itself (registry.rs). A scrape
+//! writes the text straight from the instruments (family.rs, otel.rs, text.rs): see
+//! docs/benchmarks.md, "Scrape cost", for what that buys.
+#[cfg(test)]
+mod cost;
+#[cfg(test)]
+mod equivalence;
 mod exposition;
+mod family;
+#[cfg(test)]
+mod fixture;
 pub mod http;
 mod instruments;
+mod keyed;
 pub mod names;
-
-use std::collections::HashMap;
+mod otel;
+mod registry;
+mod text;
 
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use prometheus::Registry;
 
 pub use exposition::{metrics_handler, render};
+pub use family::{Counter, FloatCounter, Metric};
 pub use http::HttpMetrics;
 pub use instruments::Instruments;
+pub use keyed::{Add, KeyedCounter};
+pub use registry::Registry;
 
 use crate::ServiceInfo;
 
@@ -34,29 +47,18 @@ pub struct MetricsError(String);
 
 impl Telemetry {
     pub fn new(service: &ServiceInfo) -> Result<Self, MetricsError> {
-        let err = |e: &dyn std::fmt::Display| MetricsError(e.to_string());
-        let mut labels = HashMap::from([("service".to_owned(), service.name.to_owned())]);
+        let mut labels = vec![("service", service.name)];
         if let Some(handling) = service.handling {
-            labels.insert("handling".to_owned(), handling.to_owned());
+            labels.push(("handling", handling));
         }
-        // Common labels on the registry reach every family: the HTTP metrics, the OTel
-        // exporter's and the process collector's, with no per-instrument bookkeeping.
-        let registry = Registry::new_custom(None, Some(labels)).map_err(|e| err(&e))?;
-
-        let process = prometheus::process_collector::ProcessCollector::for_self();
-        registry.register(Box::new(process)).map_err(|e| err(&e))?;
-
+        // The registry's labels reach every family: the HTTP metrics, the OpenTelemetry
+        // instruments and the process collector's, with no per-instrument bookkeeping.
+        let reader = otel::Reader::default();
+        let err = |e: &dyn std::fmt::Display| MetricsError(e.to_string());
+        let registry = Registry::new(&labels, reader.clone());
         let http = HttpMetrics::new(&registry).map_err(|e| err(&e))?;
-
-        let exporter = opentelemetry_prometheus::exporter()
-            // Without this the exporter keeps a private registry and its metrics vanish.
-            .with_registry(registry.clone())
-            .without_target_info()
-            .scope_info_enabled(false)
-            .build()
-            .map_err(|e| err(&e))?;
-        let meter_provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        let instruments = Instruments::new(&meter_provider);
+        let meter_provider = SdkMeterProvider::builder().with_reader(reader).build();
+        let instruments = Instruments::new(&meter_provider, &registry).map_err(|e| err(&e))?;
         instruments.build_info();
 
         Ok(Self {
