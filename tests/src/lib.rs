@@ -4,6 +4,9 @@
 //! The binaries come from `target/debug` (or `$LOOPSCOPE_BIN_DIR`); `make test` builds them
 //! first. Tests never change their own environment: each child gets its settings as flags,
 //! and inherited LOOPSCOPE_* and SENTRY_* variables are removed.
+//!
+//! Scrubbing, signals and waits come from the launcher's library (services/launcher), the
+//! same process layer `loopscope up` starts the local stack with.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -66,15 +69,8 @@ pub fn start_loadgen_serve(args: &[&str]) -> Service {
 /// A command for one of our binaries with piped output and none of the caller's
 /// `LOOPSCOPE_*` / `SENTRY_*` settings: a test sees only the settings it passes.
 pub fn service_command(name: &str) -> Command {
-    let mut cmd = Command::new(bin(name));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LOOPSCOPE_") || key.starts_with("SENTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = launcher::process::scrubbed_command(bin(name));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
@@ -162,21 +158,15 @@ impl Service {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Sends `sig` (a `libc::SIG*` number) to the process.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid(), sig) };
+        let sig = launcher::process::Signal::try_from(sig).expect("a signal number");
+        launcher::process::signal(self.child.id(), sig);
     }
 
     /// Waits for the process to exit, up to `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        launcher::process::wait_timeout(&mut self.child, limit)
     }
 }
 

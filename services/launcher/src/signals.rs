@@ -1,0 +1,34 @@
+//! SIGINT and SIGTERM as flags the launcher polls: it stops its children itself, in order,
+//! instead of dying with them half-stopped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+#[derive(Clone, Default)]
+pub(crate) struct Signals {
+    int: Arc<AtomicBool>,
+    term: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// From now on SIGINT and SIGTERM only set a flag.
+    pub(crate) fn install() -> std::io::Result<Self> {
+        let s = Self::default();
+        signal_hook::flag::register(SIGINT, s.int.clone())?;
+        signal_hook::flag::register(SIGTERM, s.term.clone())?;
+        Ok(s)
+    }
+
+    /// The name of the signal that arrived, if one did.
+    pub(crate) fn received(&self) -> Option<&'static str> {
+        if self.int.load(Ordering::Relaxed) {
+            Some("SIGINT")
+        } else if self.term.load(Ordering::Relaxed) {
+            Some("SIGTERM")
+        } else {
+            None
+        }
+    }
+}
