@@ -1,4 +1,4 @@
-//! `loopscope`'s command line. The environment variables keep the names `scripts/up.sh` read,
+//! `loopscope`'s command line. The environment variables keep the names the old `scripts/up.sh` read,
 //! so `make up GATEWAY_PORT=18080` and the like still work.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run the loopscope stack on this machine, without a cluster.
 #[derive(Parser, Debug)]
-#[command(name = "loopscope", version, about, long_about = None)]
+#[command(name = "loopscope", version)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -15,17 +15,24 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Start backend, both workers and gateway, in that order, each ready (its admin /readyz)
-    /// before the next; plus Spotlight, Prometheus and Grafana when installed. In the
-    /// foreground Ctrl-C (or SIGTERM) stops everything in reverse order, exit 0; if a process
-    /// dies, the others are stopped, exit 1.
+    /// Start the stack: backend, both workers, gateway (and Spotlight, Prometheus, Grafana
+    /// when installed)
+    ///
+    /// In that order, each ready (its admin /readyz) before the next. In the foreground Ctrl-C
+    /// (or SIGTERM) stops everything in reverse order, exit 0; if a process dies, the others
+    /// are stopped, exit 1. Logs: <state dir>/logs/<name>.log.
     Up(UpArgs),
-    /// Stop what `up` started: a `--background` stack, or a foreground `up` in another
-    /// terminal (asked to stop, as with Ctrl-C). Exit 0, also when nothing was running.
+    /// Stop what `up` started
+    ///
+    /// A `--background` stack, or a foreground `up` in another terminal (asked to stop, as
+    /// with Ctrl-C). Gateway first, then the workers, the backend, the tools; SIGKILL after
+    /// --stop-timeout. Exit 0, also when nothing was running.
     Down(DownArgs),
-    /// Start the stack in the background, run loadgen's experiments against it, print the
-    /// verdicts, write the HTML report, stop the stack. Exit 1 if an experiment failed or the
-    /// stack did not start, 130 on Ctrl-C; the stack is stopped either way.
+    /// Start the stack, run every experiment against it, write the report, stop the stack
+    ///
+    /// `loadgen experiment` prints each verdict; the HTML report and report.json go to
+    /// --report-dir. Exit 1 if an experiment failed or the stack did not start, 130 on Ctrl-C;
+    /// the stack is stopped either way.
     Demo(DemoArgs),
 }
 

@@ -133,3 +133,44 @@ pub(crate) fn prepare_grafana(state_dir: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Ports {
+        #[command(flatten)]
+        ports: PortArgs,
+    }
+
+    #[test]
+    fn every_scrape_job_gets_a_targets_file_with_this_runs_port() {
+        let p = Ports::parse_from(["x", "--gateway-admin-port", "19080"]).ports;
+        let dir = std::env::temp_dir().join(format!("loopscope-tools-{}", std::process::id()));
+        prepare_prometheus(&crate::plan::repo_root(), &dir, &p).expect("prepare");
+        let config =
+            std::fs::read_to_string(dir.join("prometheus/prometheus.yml")).expect("config");
+        let jobs: Vec<&str> = config
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- job_name:"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(jobs.len(), scrape_targets(&p).len(), "jobs: {jobs:?}");
+        for (job, port) in scrape_targets(&p) {
+            assert!(jobs.contains(&job), "no job {job} in prometheus.yml");
+            let file = dir.join(format!("prometheus/targets/{job}.json"));
+            let text = std::fs::read_to_string(&file).expect("targets file");
+            assert_eq!(text, format!("[{{\"targets\":[\"127.0.0.1:{port}\"]}}]"));
+        }
+        let gateway = std::fs::read_to_string(dir.join("prometheus/targets/gateway.json"));
+        assert!(gateway.expect("gateway").contains(":19080"), "the override");
+        assert!(
+            dir.join("prometheus/rules")
+                .join("loopscope.rules.yml")
+                .exists()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
