@@ -1,23 +1,26 @@
-//! SIGINT and SIGTERM as flags the launcher polls: it stops its children itself, in order,
-//! instead of dying with them half-stopped.
+//! SIGINT, SIGTERM and SIGHUP as flags the launcher polls: it stops its children itself, in
+//! order, instead of dying and leaving them running (they are in process groups of their own,
+//! so a closed terminal's SIGHUP reaches only the launcher).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 #[derive(Clone, Default)]
 pub(crate) struct Signals {
     int: Arc<AtomicBool>,
     term: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
 }
 
 impl Signals {
-    /// From now on SIGINT and SIGTERM only set a flag.
+    /// From now on SIGINT, SIGTERM and SIGHUP only set a flag.
     pub(crate) fn install() -> std::io::Result<Self> {
         let s = Self::default();
         signal_hook::flag::register(SIGINT, s.int.clone())?;
         signal_hook::flag::register(SIGTERM, s.term.clone())?;
+        signal_hook::flag::register(SIGHUP, s.hup.clone())?;
         Ok(s)
     }
 
@@ -27,6 +30,8 @@ impl Signals {
             Some("SIGINT")
         } else if self.term.load(Ordering::Relaxed) {
             Some("SIGTERM")
+        } else if self.hup.load(Ordering::Relaxed) {
+            Some("SIGHUP")
         } else {
             None
         }
