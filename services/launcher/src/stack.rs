@@ -97,6 +97,15 @@ pub(crate) fn start(
             return Err(stack.abort_start(why, &targets, ready_timeout, signals));
         }
     }
+    // A process of an earlier stage may have died while a later one started.
+    let dead = stack
+        .started
+        .iter()
+        .find(|(_, c)| !launcher::process::is_alive(c.id()))
+        .map(|(s, _)| s.name.to_owned());
+    if let Some(name) = dead {
+        return Err(stack.abort_start(NotReady::Exited(name), &[], ready_timeout, signals));
+    }
     Ok(stack)
 }
 
