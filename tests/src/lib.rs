@@ -8,13 +8,12 @@
 //! Scrubbing, signals and waits come from the launcher's library (services/launcher), the
 //! same process layer `loopscope up` starts the local stack with.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use launcher::capture::{LISTENING, Lines, listening_addrs, spawn_captured};
 
 use serde_json::Value;
 
@@ -49,7 +48,7 @@ pub struct Service {
     child: Child,
     pub app: SocketAddr,
     pub admin: Option<SocketAddr>,
-    logs: Arc<Mutex<Vec<String>>>,
+    logs: Lines,
 }
 
 /// Starts `name` with `args` plus free ports, waiting until it logs that it listens.
@@ -84,42 +83,21 @@ fn launch(name: &str, subcommand: &[&str], args: &[&str], env: &[(&str, &str)]) 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let logs: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (tx, rx) = mpsc::channel();
-    // Drain both pipes for the whole life of the child, or it blocks once a pipe is full.
-    for pipe in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let logs = logs.clone();
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if line.contains("\"listening\"") {
-                    let _ = tx.send(line.clone());
-                }
-                logs.lock().unwrap().push(line);
-            }
-        });
-    }
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "{name} did not start within 20 s; its output:\n{}",
-                logs.lock().unwrap().join("\n")
-            )
-        });
-    let event: Value = serde_json::from_str(&line).expect("the listening line is JSON");
-    let addr = |key: &str| event[key].as_str().and_then(|s| s.parse().ok());
+    let mut started =
+        spawn_captured(&mut cmd, LISTENING).unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let Some(line) = started.wait_for(Duration::from_secs(20)) else {
+        let _ = started.child.kill();
+        panic!(
+            "{name} did not start within 20 s; its output:\n{}",
+            started.lines().join("\n")
+        )
+    };
+    let (app, admin) = listening_addrs(&line).expect("app_addr in the listening line");
+    let logs = started.line_buffer();
     Service {
-        child,
-        app: addr("app_addr").expect("app_addr in the listening line"),
-        admin: addr("admin_addr"),
+        child: started.child,
+        app,
+        admin,
         logs,
     }
 }

@@ -8,5 +8,6 @@
 //! the services).
 #![allow(clippy::disallowed_methods)]
 
+pub mod capture;
 pub mod process;
 pub mod ready;

@@ -1,9 +1,9 @@
 //! Default ports: the binaries, the README, services/ports and the local Prometheus config.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::sync::mpsc;
 use std::time::Duration;
+
+use launcher::capture::{LISTENING, spawn_captured};
 
 use loopscope_tests::service_command;
 use serde_json::Value;
@@ -62,30 +62,12 @@ pub(crate) fn default_ports(args: &[&str], host: &str) -> (u16, u16) {
     }
     cmd.env("LOOPSCOPE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info");
-    let mut child = cmd.spawn().expect("spawn");
-    let (tx, rx) = mpsc::channel();
-    for pipe in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let mut seen = Vec::new();
-    let listening = loop {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) if line.contains("\"listening\"") => break Some(line),
-            Ok(line) => seen.push(line),
-            Err(_) => break None,
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = listening.unwrap_or_else(|| panic!("{args:?} did not start:\n{}", seen.join("\n")));
+    let mut started = spawn_captured(&mut cmd, LISTENING).expect("spawn");
+    let listening = started.wait_for(Duration::from_secs(20));
+    let _ = started.child.kill();
+    let _ = started.child.wait();
+    let line = listening
+        .unwrap_or_else(|| panic!("{args:?} did not start:\n{}", started.lines().join("\n")));
     let event: Value = serde_json::from_str(&line).expect("JSON");
     let port = |key: &str| {
         event[key]
