@@ -5,8 +5,8 @@
 //! first. Tests never change their own environment: each child gets its settings as flags,
 //! and inherited LOOPSCOPE_* and SENTRY_* variables are removed.
 //!
-//! Scrubbing, signals and waits come from the launcher's library (services/launcher), the
-//! same process layer `loopscope up` starts the local stack with.
+//! The captured start, scrubbing, signals and waits come from the launcher's library
+//! (services/launcher): the process layer `loopscope up` starts the local stack with.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
