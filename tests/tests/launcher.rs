@@ -228,6 +228,20 @@ fn up_in_the_background_then_down_leaves_nothing_running() {
     let procs = recorded(&dir);
     assert_stack_answers(&flags, &procs);
 
+    // The config Prometheus runs is complete: every targets file and the rules are there.
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(dir.join("prometheus/prometheus.yml"))
+        .output()
+        .expect("promtool (make prometheus)");
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(!text(&check).contains("WARNING"), "{}", text(&check));
+    assert!(
+        text(&check).contains("1 rule files found"),
+        "{}",
+        text(&check)
+    );
+
     // A second `up` on the same state refuses, and names what runs.
     let again = loopscope("up", &dir, &flags).output().expect("run");
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
