@@ -12,9 +12,22 @@ use crate::state;
 pub(crate) fn down(args: &DownArgs) -> u8 {
     let dir = plan::state_dir(args.state.state_dir.as_deref());
     let stop = Duration::from_secs(args.stop_timeout);
-    let Some(recorded) = state::load(&dir) else {
-        say("loopscope is not running");
-        return 0;
+    let recorded = match state::try_load(&dir) {
+        Ok(Some(recorded)) => recorded,
+        Ok(None) => {
+            say(&format!(
+                "loopscope is not running (no {})",
+                state::file(&dir).display()
+            ));
+            return 0;
+        }
+        Err(e) => {
+            err(&format!(
+                "{e}; stop the processes by hand (see {})",
+                state::log_dir(&dir).display()
+            ));
+            return 1;
+        }
     };
     let mut stopped_any = false;
 
@@ -63,7 +76,7 @@ pub(crate) fn down(args: &DownArgs) -> u8 {
     say(if stopped_any {
         "loopscope stopped"
     } else {
-        "loopscope is not running"
+        "loopscope is not running (the processes of the last run are gone)"
     });
     0
 }

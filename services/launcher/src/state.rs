@@ -40,9 +40,20 @@ pub(crate) fn log_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("logs")
 }
 
+/// The recorded state: `Ok(None)` when there is none, `Err` when it cannot be read.
+pub(crate) fn try_load(state_dir: &Path) -> Result<Option<State>, String> {
+    let path = file(state_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{} is not a loopscope state file: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 pub(crate) fn load(state_dir: &Path) -> Option<State> {
-    let text = std::fs::read_to_string(file(state_dir)).ok()?;
-    serde_json::from_str(&text).ok()
+    try_load(state_dir).ok().flatten()
 }
 
 pub(crate) fn save(state_dir: &Path, state: &State) -> std::io::Result<()> {
