@@ -22,9 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness import doc, report, suites
+from harness import doc, report, servers, suites
 from harness.measure import Settings, log
-from harness.servers import CLOSED_DSN
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "prometheus_client")
@@ -61,7 +60,7 @@ def meta(args: argparse.Namespace, settings: Settings) -> dict:
         "machine": {"cores": os.cpu_count(), "cpu_model": cpu_model(Path("/proc/cpuinfo").read_text()),
                     "kernel": platform.release()},
         "settings": vars(settings),
-        "sentry_dsn": CLOSED_DSN,
+        "sentry_dsn": servers.default_dsn,
         "python": f"Python {platform.python_version()}",
         "python_packages": versions,
         "wrk_version": _output(["wrk", "--version"]).split("Copyright")[0].strip(),
@@ -102,6 +101,18 @@ def check_tools(bin_dir: Path) -> list[str]:
     return problems
 
 
+def run_sections(ctx: suites.Context, sections: set[str], all_cpus: str | None, quick: bool,
+                 results: dict) -> None:
+    if "overhead" in sections:
+        results["overhead"] = suites.overhead(ctx)
+    if "modes" in sections:
+        results["modes"] = suites.modes(ctx)
+    if "two" in sections and all_cpus is not None:
+        results["two_workers"] = suites.two_workers(ctx)
+    if "scrape" in sections:
+        results["scrape"] = suites.scrape(ctx, 10 if quick else 50)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     problems = check_tools(args.bin_dir)
@@ -123,14 +134,14 @@ def main(argv: list[str]) -> int:
     results: dict = {"meta": meta(args, settings), "overhead": [], "modes": [],
                      "two_workers": [], "scrape": []}
     started = time.monotonic()
-    if "overhead" in sections:
-        results["overhead"] = suites.overhead(ctx)
-    if "modes" in sections:
-        results["modes"] = suites.modes(ctx)
-    if "two" in sections and all_cpus is not None:
-        results["two_workers"] = suites.two_workers(ctx)
-    if "scrape" in sections:
-        results["scrape"] = suites.scrape(ctx, 10 if args.quick else 50)
+    sink, servers.default_dsn = servers.sentry_sink(args.bin_dir, load_cpu, ctx.log_dir)
+    servers.wait_ready(sink)
+    results["meta"]["sentry_dsn"] = servers.default_dsn
+    try:
+        run_sections(ctx, sections, all_cpus, args.quick, results)
+        results["meta"]["sentry_envelopes"] = servers.envelopes_received(sink)
+    finally:
+        servers.stop(sink)
     results["meta"]["load_average_end"] = os.getloadavg()[0]
     results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
     results_path = args.out_dir / "results.json"

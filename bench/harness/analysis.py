@@ -6,7 +6,7 @@ from .stats import difference, little_limit, ratio
 
 LAYERS = ("sentry", "access-log", "http-metrics", "in-flight", "stall")
 LAYER_NAMES = {
-    "sentry": "Sentry middleware (hub, transaction, request context)",
+    "sentry": "Sentry layer (sampling, trace ids; sampled transactions built and sent)",
     "access-log": "access log (one event per request, non-blocking writer)",
     "http-metrics": "HTTP metrics middleware (request counter, duration histogram)",
     "in-flight": "OpenTelemetry in-flight gauge",
@@ -19,6 +19,7 @@ CONFIG_NAMES = {
     "traces-0": "worker, everything on, Sentry traces 0",
     "traces-1": "worker, everything on, Sentry traces 1.0",
     "no-dsn": "worker, everything on, no Sentry DSN",
+    "sentry-down": "worker, everything on, Sentry unreachable (closed port, traces 0.1)",
     "quiet-logs": "worker, everything on, RUST_LOG=warn (no access log line)",
     **{f"minus-{layer}": f"worker, everything on but {layer}" for layer in LAYERS},
     **{f"only-{layer}": f"worker, {layer} alone" for layer in LAYERS},

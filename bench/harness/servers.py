@@ -16,8 +16,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# A DSN whose host refuses connections: Sentry is initialised and sends nowhere.
+# A DSN whose host refuses connections: Sentry unreachable (the transport backs off).
 CLOSED_DSN = "http://public@127.0.0.1:9/0"
+# The DSN workers report to unless told otherwise: the bench's Sentry sink once it runs
+# (`sentry_sink`), a healthy Sentry that answers 200 at once.
+default_dsn: str = CLOSED_DSN
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 
@@ -123,10 +126,12 @@ def loopscope(name: str, bin_dir: Path, binary: str, args: list[str], cpu: int |
 
 
 def worker(name: str, bin_dir: Path, handling: str, cpu: int | str | None, log_dir: Path, *,
-           workers: int = 1, dsn: str | None = CLOSED_DSN, traces: float | None = None,
+           workers: int = 1, dsn: str | None = "default", traces: float | None = None,
            disable: list[str] | None = None, extra: list[str] | None = None,
            rust_log: str = "info") -> Server:
     args = ["--handling", handling, "--workers", str(workers)]
+    if dsn == "default":
+        dsn = default_dsn
     if dsn:
         args += ["--sentry-dsn", dsn]
     if traces is not None:
@@ -142,6 +147,17 @@ def bench_hello(name: str, bin_dir: Path, cpu: int | str | None, log_dir: Path,
     cmd = [str(bin_dir / "bench-hello"), str(port), str(workers)]
     proc = _spawn(name, cmd, cpu, log_dir, _clean_env())
     return Server(name, proc, f"http://127.0.0.1:{port}", command=cmd)
+
+
+def sentry_sink(bin_dir: Path, cpu: int | str | None, log_dir: Path) -> tuple[Server, str]:
+    """bench-hello as the bench's Sentry (on the load core: its CPU is not the server's);
+    the server and the DSN that reports to it."""
+    server = bench_hello("sentry-sink", bin_dir, cpu, log_dir)
+    return server, server.url.replace("http://", "http://public@") + "/1"
+
+
+def envelopes_received(sink: Server) -> int:
+    return int(get(sink.url + "/envelopes")[1])
 
 
 def fastapi(name: str, python: str, variant: str, cpu: int | None, log_dir: Path) -> Server:

@@ -61,6 +61,7 @@ def overhead(ctx: Context) -> list[dict]:
         "traces-0": w("worker-traces-0", traces=0.0),
         "traces-1": w("worker-traces-1", traces=1.0),
         "no-dsn": w("worker-no-dsn", dsn=None),
+        "sentry-down": w("worker-sentry-down", dsn=servers.CLOSED_DSN),
         # Everything on, but RUST_LOG=warn: the request span and access line are filtered
         # out, so this separates formatting the log from the rest of tracing-actix-web.
         "quiet-logs": w("worker-quiet-logs", rust_log="warn"),

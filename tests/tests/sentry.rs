@@ -137,6 +137,54 @@ fn an_invalid_or_oversized_request_id_is_replaced() {
     assert_eq!(headers["x-request-id"], "ok-id_1.2");
 }
 
+/// A panic in a job on the blocking pool: answered 500 (not a 503 "shutting down", as when
+/// the pool's own error stood for it), and its event names the request like any other, with
+/// the pool thread's stack.
+#[test]
+fn a_panic_on_a_pool_thread_is_answered_500_and_reported_with_its_request() {
+    let spotlight = Spotlight::start();
+    let dsn = spotlight.dsn();
+    let svc = start(
+        "worker",
+        &traced(&dsn, &["--handling", "threadpool", "--workers", "1"]),
+    );
+    loopscope_tests::wait_for_log(&svc, "panic reporter ready: symbols loaded");
+
+    let (status, headers, body) = get_with(&svc.url("/fault/panic"), &[]);
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "internal_error", "{body}");
+    let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
+    let event = spotlight.wait_for("pool panic event", EVENT_WAIT, |i| {
+        is_event(i) && exception(i).is_some_and(|(kind, _)| kind == "panic")
+    });
+    let s = spotlight::summary(&event);
+    assert_eq!(
+        event["exception"]["values"][0]["mechanism"]["handled"], true,
+        "{s}"
+    );
+    assert_eq!(event["transaction"], "GET /fault/panic", "{s}");
+    assert_eq!(tag(&event, "handling"), Some("threadpool"), "{s}");
+    assert_eq!(tag(&event, "route"), Some("/fault/panic"), "{s}");
+    assert_eq!(tag(&event, "status"), Some("500"), "{s}");
+    assert_eq!(tag(&event, "request_id"), Some(request_id.as_str()), "{s}");
+    assert!(url_contains(&event, "/fault/panic"), "{s}");
+    let top = top_in_app_frame(&event).unwrap_or_else(|| panic!("no in-app frame: {s}"));
+    assert!(frame_file(&top).ends_with("routes/fault.rs"), "{top}");
+    assert_eq!(
+        top["lineno"],
+        line_of(FAULT_RS, "panic!(\"injected panic"),
+        "{top}"
+    );
+    assert!(
+        !event["extra"]["thread"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("actix-rt|system"),
+        "the stack is the pool thread's: {s}"
+    );
+    assert_eq!(svc.get("/work/io?ms=1").0, 200, "the worker keeps serving");
+}
+
 #[test]
 fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
     let spotlight = Spotlight::start();

@@ -227,3 +227,59 @@ fn upstream_502s_and_504s_with_a_hanging_sentry_do_not_hold_the_event_loop() {
     }
     drop(hung_worker);
 }
+
+/// A Sentry that cannot be reached (here: it accepts and drops every connection) is not
+/// hammered: after a failed send the transport drops envelopes unsent for a backoff (1 s,
+/// doubling), says so once in the log, and tries again when the backoff ends.
+#[test]
+fn an_unreachable_sentry_is_retried_after_a_backoff_not_on_every_event() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dsn = format!(
+        "http://public@{}/0",
+        listener.local_addr().expect("address")
+    );
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let svc = worker(&sentry_args(&dsn));
+    loopscope_tests::wait_for_log(&svc, "panic reporter ready");
+    let burst = |n: usize| {
+        for _ in 0..n {
+            assert_eq!(svc.get("/fault/error").0, 500);
+        }
+    };
+    // Each error is an event and a transaction: 40 envelopes, ~0.2 s.
+    burst(20);
+    loopscope_tests::wait_for_log(&svc, "sentry unreachable");
+    let first = attempts.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&first),
+        "{first} connection attempts for 40 envelopes: the transport did not back off"
+    );
+    // The first backoff is 1 s: later envelopes are sent (and fail) again.
+    std::thread::sleep(Duration::from_millis(1500));
+    burst(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while attempts.load(Ordering::SeqCst) == first && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = attempts.load(Ordering::SeqCst);
+    assert!(
+        second > first && second <= first + 3,
+        "after the backoff: {second} attempts in all (was {first}); expected a retry"
+    );
+    let warnings = svc
+        .logs()
+        .iter()
+        .filter(|l| l.contains("sentry unreachable"))
+        .count();
+    assert_eq!(warnings, 1, "the warning is logged once per outage");
+}

@@ -2,6 +2,7 @@
 //! stall detection, faults and bad input.
 use std::time::Duration;
 
+use contract::{Choice, Handling, Kind, WorkReport};
 use loopscope_tests::metrics::sample;
 use loopscope_tests::{assert_bad_request, get_concurrently, start};
 use serde_json::Value;
@@ -23,24 +24,27 @@ fn epoch_ms(v: &Value) -> f64 {
 
 #[test]
 fn work_responses_say_where_and_when_the_work_ran() {
-    for handling in ["async", "threadpool"] {
-        let svc = start("worker", &["--handling", handling, "--workers", "1"]);
-        for kind in ["io", "cpu", "block"] {
-            let (status, body) = svc.get(&format!("/work/{kind}?ms=30"));
+    for &handling in Handling::ALL {
+        let svc = start(
+            "worker",
+            &["--handling", handling.as_str(), "--workers", "1"],
+        );
+        for kind in [Kind::Io, Kind::Cpu, Kind::Block] {
+            let (status, body) = svc.get(&format!("{}?ms=30", kind.worker_path()));
             assert_eq!(status, 200, "{handling} {kind}: {body}");
-            assert_eq!(body["service"], "worker");
-            assert_eq!(body["handling"], handling);
-            assert_eq!(body["kind"], kind);
-            assert_eq!(body["requested_ms"], 30);
-            assert!(
-                body["thread"].as_str().is_some_and(|t| !t.is_empty()),
-                "{body}"
-            );
-            assert!(body["thread_id"].as_i64().is_some_and(|t| t > 0), "{body}");
-            assert_eq!(body["event_loop"], "0", "{body}");
-            assert!(body["pid"].as_u64().is_some_and(|p| p > 0), "{body}");
-            assert!(ms(&body["queued_ms"]) >= 0.0);
-            assert!(ms(&body["service_ms"]) >= 29.0, "{handling} {kind}: {body}");
+            // The contract's type: every member there, with its type.
+            let report: WorkReport = serde_json::from_value(body.clone())
+                .unwrap_or_else(|e| panic!("{handling} {kind}: not a work report ({e}): {body}"));
+            assert_eq!(report.service, "worker");
+            assert_eq!(report.handling, handling);
+            assert_eq!(report.kind, kind);
+            assert_eq!(report.requested_ms, Some(30));
+            assert!(!report.thread.is_empty(), "{body}");
+            assert!(report.thread_id > 0, "{body}");
+            assert_eq!(report.event_loop, "0", "{body}");
+            assert!(report.pid > 0, "{body}");
+            assert!(report.queued_ms >= 0.0);
+            assert!(report.service_ms >= 29.0, "{handling} {kind}: {body}");
             let took = epoch_ms(&body["finished_at"]) - epoch_ms(&body["started_at"]);
             assert!(
                 took >= 29.0,
@@ -54,7 +58,7 @@ fn work_responses_say_where_and_when_the_work_ran() {
         let on_pool = io["thread_id"] != block["thread_id"];
         assert_eq!(
             on_pool,
-            handling == "threadpool",
+            handling == Handling::Threadpool,
             "io {io} vs block {block}"
         );
     }

@@ -1,9 +1,26 @@
 //! `bench-hello PORT [WORKERS]`: a bare actix-web server, no middleware, no logs, no metrics:
 //! the baseline of `make bench`. `GET /` answers `hello`; `GET /io?ms=N` answers after an
 //! N ms timer, like the worker's async `/work/io`; `GET /healthz` is for the bench's checks.
+//!
+//! It is also the bench's Sentry: `POST /api/{project}/envelope/` takes an envelope and
+//! answers 200 at once, as a healthy Sentry does, and `GET /envelopes` says how many it took,
+//! so the bench measures loopscope reporting to a Sentry that works (a closed port measures
+//! the transport's backoff instead). The routes after `/` do not slow `/`.
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+static ENVELOPES: AtomicU64 = AtomicU64::new(0);
+
+async fn envelope(_body: web::Bytes) -> &'static str {
+    ENVELOPES.fetch_add(1, Ordering::Relaxed);
+    "{}"
+}
+
+async fn envelopes() -> String {
+    ENVELOPES.load(Ordering::Relaxed).to_string()
+}
 
 async fn hello() -> &'static str {
     "hello"
@@ -37,6 +54,9 @@ fn main() -> std::io::Result<()> {
                 .route("/", web::get().to(hello))
                 .route("/healthz", web::get().to(hello))
                 .route("/io", web::get().to(io))
+                .app_data(web::PayloadConfig::new(16 << 20))
+                .route("/api/{project}/envelope/", web::post().to(envelope))
+                .route("/envelopes", web::get().to(envelopes))
         })
         .workers(workers)
         .bind(("127.0.0.1", port))?

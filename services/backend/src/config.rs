@@ -1,7 +1,7 @@
 use clap::Parser;
 use common::ServerArgs;
 
-use crate::latency::Distribution;
+use contract::Distribution;
 
 /// The downstream dependency: configurable latency distribution and error rate.
 #[derive(Parser, Debug)]

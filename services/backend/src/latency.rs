@@ -1,39 +1,18 @@
 //! Latency distributions around a median.
 use std::time::Duration;
 
-use clap::ValueEnum;
+use contract::Distribution;
 use rand::Rng;
 use rand_distr::{Distribution as _, LogNormal};
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Distribution {
-    /// Always the median.
-    Fixed,
-    /// Uniform in median x [1 - spread, 1 + spread].
-    Uniform,
-    /// Log-normal with the given median and sigma = spread: the long tail real services have.
-    Lognormal,
+/// Draws latencies from a [`Distribution`] (its names and meanings live in the contract).
+pub(crate) trait Sample {
+    /// A latency drawn around `median_ms`, capped at `max_ms`.
+    fn sample(self, median_ms: f64, spread: f64, max_ms: u64, rng: &mut impl Rng) -> Duration;
 }
 
-impl Distribution {
-    pub(crate) const NAMES: &'static [&'static str] = &["fixed", "uniform", "lognormal"];
-
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
-        Self::from_str(name, false).ok()
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// A latency drawn around `median_ms`, capped at `max_ms`.
-    pub(crate) fn sample(
-        self,
-        median_ms: f64,
-        spread: f64,
-        max_ms: u64,
-        rng: &mut impl Rng,
-    ) -> Duration {
+impl Sample for Distribution {
+    fn sample(self, median_ms: f64, spread: f64, max_ms: u64, rng: &mut impl Rng) -> Duration {
         let ms = match self {
             Self::Fixed => median_ms,
             Self::Uniform if spread > 0.0 => {

@@ -2,11 +2,12 @@
 use actix_web::{HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
 use common::{ApiError, Params, get};
+use contract::Distribution;
 use rand::Rng;
 use serde_json::json;
 
 use crate::Cli;
-use crate::latency::Distribution;
+use crate::latency::Sample;
 
 pub struct BackendState {
     latency_ms: u64,
@@ -45,8 +46,7 @@ async fn query(
     mut params: Params,
 ) -> Result<HttpResponse, ApiError> {
     let median = params.int("ms", Some(state.latency_ms), 0..=state.max_ms)?;
-    let dist_name = params.choice("dist", Some(state.dist.name()), Distribution::NAMES)?;
-    let dist = Distribution::from_name(dist_name).unwrap_or(state.dist);
+    let dist: Distribution = params.choice("dist", Some(state.dist))?;
     let spread = params.float("spread", 0.0..=4.0)?.unwrap_or(state.spread);
     let error_rate = params
         .float("error_rate", 0.0..=1.0)?
@@ -66,7 +66,7 @@ async fn query(
         "service": "backend",
         "latency_ms": (latency.as_secs_f64() * 1e6).round() / 1e3,
         "median_ms": median,
-        "dist": dist.name(),
+        "dist": dist,
         "pid": std::process::id(),
         "started_at": started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         "finished_at": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -8,6 +8,7 @@
 //! `--blocking-threads` + `--blocking-queue` jobs to its pool; past that a 503 with
 //! `Retry-After`. A job whose request is gone (client disconnected, timed out) before a thread
 //! picks it up is skipped. Both are counted in `loopscope_blocking_shed_total{reason}`.
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -145,7 +146,9 @@ where
         if let Some(span) = wait_span {
             span.finish();
         }
-        let value = match trace {
+        // Caught here, not by the pool: a panicking job must answer the request 500 with
+        // its Sentry event naming the request, not look like a pool that shut down (503).
+        let value = std::panic::catch_unwind(AssertUnwindSafe(|| match trace {
             Some(trace) => {
                 let span = trace.child("pool.job", "the job on a blocking-pool thread");
                 let value = trace.run(job);
@@ -155,11 +158,21 @@ where
                 value
             }
             None => job(),
-        };
+        }))
+        .map_err(|payload| (payload, crate::sentry::take_pool_panic()));
         Some(Blocked { value, queued })
     })
     .await;
     waiting.done = true;
     // `None` only when abandoned, which cannot be seen by the request that abandoned it.
-    result.ok().flatten().ok_or(BlockingError::Closed)
+    let Blocked { value, queued } = result.ok().flatten().ok_or(BlockingError::Closed)?;
+    match value {
+        Ok(value) => Ok(Blocked { value, queued }),
+        Err((payload, report)) => {
+            // On the request's event loop now: its Sentry event gets the request, and the
+            // unwind continues into the route's panic guard, which answers 500.
+            report.report();
+            std::panic::resume_unwind(payload)
+        }
+    }
 }

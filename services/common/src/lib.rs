@@ -6,6 +6,7 @@
 //! middleware stack, exposition on an admin port or mounted, stall detection, and a drain on
 //! SIGTERM that loses no accepted request.
 
+mod access_log;
 pub mod blocking;
 pub mod config;
 mod defer;
@@ -23,6 +24,7 @@ pub mod server;
 pub mod shed;
 pub mod shutdown;
 pub mod stall;
+pub mod timestamp;
 pub mod upstream;
 
 pub use config::{MetricsExposition, ServerArgs};

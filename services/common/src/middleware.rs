@@ -18,6 +18,8 @@ use opentelemetry::metrics::UpDownCounter;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 
+use crate::access_log::AccessLine;
+use crate::request_id::RequestId;
 use crate::stall::{ConnSocket, PollTimed, RequestContext, StallDetector};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,7 +40,7 @@ fn request_id_of(req: &ServiceRequest) -> String {
             !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(|b| b.is_ascii_graphic())
         })
         .and_then(|id| std::str::from_utf8(id).ok())
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+        .map_or_else(|| RequestId::new().as_str().to_owned(), str::to_owned)
 }
 
 /// The id of the request this task serves, if any.
@@ -83,13 +85,6 @@ pub(crate) struct GuardMiddleware<S> {
     access_log: bool,
 }
 
-/// What the access-log event says about the request, captured before the handler owns it.
-struct AccessLog {
-    method: String,
-    path: String,
-    started: std::time::Instant,
-}
-
 type BoxedResponse =
     Pin<Box<dyn Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>>>;
 
@@ -110,11 +105,7 @@ where
             in_flight.add(1, &[]);
             crate::defer::defer(move || in_flight.add(-1, &[]))
         });
-        let log = (self.access_log && tracing::enabled!(tracing::Level::INFO)).then(|| AccessLog {
-            method: req.method().to_string(),
-            path: req.path().to_owned(),
-            started: std::time::Instant::now(),
-        });
+        let log = (self.access_log && crate::access_log::enabled()).then(std::time::Instant::now);
         // The route pattern, matched once for the stall detector and the log.
         let endpoint = (self.detector.is_some() || log.is_some()).then(|| {
             req.match_pattern()
@@ -137,22 +128,21 @@ where
             let outcome = timed.await;
             drop(done);
             let mut res = outcome?.map_into_boxed_body();
-            if let Some(log) = log {
+            if let Some(started) = log {
                 let status = res.status().as_u16();
                 let error = res.response().error().map(ToString::to_string);
                 crate::sentry::with_trace_hex(|trace_id| {
-                    tracing::info!(
-                        target: "access",
-                        request_id = %request_id,
+                    AccessLine {
+                        request_id: &request_id,
                         trace_id,
-                        method = %log.method,
-                        route = endpoint.as_deref().unwrap_or("UNMATCHED"),
-                        path = %log.path,
+                        method: method.as_str(),
+                        route: endpoint.as_deref().unwrap_or("UNMATCHED"),
+                        path: res.request().path(),
                         status,
-                        duration_ms = log.started.elapsed().as_secs_f64() * 1e3,
-                        error,
-                        "request"
-                    );
+                        duration: started.elapsed(),
+                        error: error.as_deref(),
+                    }
+                    .emit();
                 });
             }
             if let Ok(value) = HeaderValue::from_str(&request_id) {

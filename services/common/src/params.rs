@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::str::FromStr;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use contract::Choice;
 use futures_util::future::{Ready, ready};
 
 use crate::error::ApiError;
@@ -156,31 +157,21 @@ impl Params {
         }
     }
 
-    /// One of `choices`, or `default` when absent.
-    pub fn choice(
+    /// One of `T`'s names, or `default` when absent.
+    pub fn choice<T: Choice>(
         &mut self,
         name: &'static str,
-        default: Option<&'static str>,
-        choices: &[&'static str],
-    ) -> Result<&'static str, ApiError> {
+        default: Option<T>,
+    ) -> Result<T, ApiError> {
         let Some(raw) = self.take(name) else {
             return default.ok_or_else(|| {
                 ApiError::bad(
                     name,
-                    format!("`{name}` is required (one of {})", choices.join(", ")),
+                    format!("`{name}` is required (one of {})", T::names()),
                 )
             });
         };
-        choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
-            ApiError::bad(
-                name,
-                format!(
-                    "{name} must be one of {}, got `{}`",
-                    choices.join(", "),
-                    clip(&raw)
-                ),
-            )
-        })
+        T::from_name(&raw).ok_or_else(|| not_one_of::<T>(name, &raw))
     }
 
     /// Refuses parameters no getter asked for.
@@ -228,22 +219,16 @@ pub fn clip(raw: &str) -> String {
     }
 }
 
-/// A path segment validated against `choices`.
-pub fn path_choice(
-    name: &'static str,
-    raw: &str,
-    choices: &[&'static str],
-) -> Result<&'static str, ApiError> {
-    choices.iter().copied().find(|c| *c == raw).ok_or_else(|| {
-        ApiError::bad(
-            name,
-            format!(
-                "{name} must be one of {}, got `{}`",
-                choices.join(", "),
-                clip(raw)
-            ),
-        )
-    })
+/// A path segment that must be one of `T`'s names.
+pub fn path_choice<T: Choice>(name: &'static str, raw: &str) -> Result<T, ApiError> {
+    T::from_name(raw).ok_or_else(|| not_one_of::<T>(name, raw))
+}
+
+fn not_one_of<T: Choice>(name: &'static str, raw: &str) -> ApiError {
+    ApiError::bad(
+        name,
+        format!("{name} must be one of {}, got `{}`", T::names(), clip(raw)),
+    )
 }
 
 #[cfg(test)]
@@ -266,11 +251,11 @@ mod tests {
 
     #[test]
     fn typed_getters_take_their_values_and_finish_refuses_the_rest() {
-        let mut p = params("ms=%2010&dist=normal&rate=0.5&zz=1&aa=2").expect("valid query");
+        let mut p = params("ms=%2010&dist=uniform&rate=0.5&zz=1&aa=2").expect("valid query");
         assert_eq!(p.int("ms", None, 0..=100).ok(), Some(10));
         assert_eq!(
-            p.choice("dist", None, &["normal", "pareto"]).ok(),
-            Some("normal")
+            p.choice("dist", None).ok(),
+            Some(contract::Distribution::Uniform)
         );
         assert_eq!(p.float("rate", 0.0..=1.0).ok(), Some(Some(0.5)));
         assert_eq!(p.optional_int::<u32>("absent", 0..=1).ok(), Some(None));

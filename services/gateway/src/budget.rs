@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use common::shed::Overloaded;
 use common::{ApiError, Params};
+use contract::Kind;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Cli;
@@ -59,7 +60,7 @@ impl Budget {
     pub(crate) fn work_query(
         &self,
         params: &mut Params,
-        kind: &str,
+        kind: Kind,
         calls: usize,
     ) -> Result<String, ApiError> {
         let limit = |e: ApiError| match e {
@@ -69,7 +70,7 @@ impl Budget {
             },
             e => e,
         };
-        let ms = if kind == "call" {
+        let ms = if kind.ms_optional() {
             params.optional_int("ms", 0..=self.max_ms).map_err(limit)?
         } else {
             Some(params.int("ms", None, 0..=self.max_ms).map_err(limit)?)
@@ -78,7 +79,7 @@ impl Budget {
             return Ok(String::new());
         };
         let work = ms.saturating_mul(calls as u64);
-        if (kind == "cpu" || kind == "block") && work > self.max_work_ms {
+        if kind.spends_worker_time() && work > self.max_work_ms {
             let what = if calls == 1 {
                 format!("{ms} ms of {kind}")
             } else {

@@ -4,14 +4,12 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpResponse, web};
 use common::upstream::Upstream;
 use common::{ApiError, Params, Telemetry, get};
+use contract::{Choice, FanoutMode, Handling, Kind};
 use serde_json::json;
 
 use crate::Cli;
 use crate::budget::{Admitted, Budget};
 use crate::fanout::{self, Mode};
-
-const KINDS: &[&str] = &["io", "cpu", "call", "block"];
-const HANDLINGS: &[&str] = &["async", "threadpool"];
 
 pub struct GatewayState {
     client: reqwest::Client,
@@ -23,11 +21,10 @@ pub struct GatewayState {
 }
 
 impl GatewayState {
-    fn worker(&self, handling: &str) -> &Upstream {
-        if handling == "threadpool" {
-            &self.worker_threadpool
-        } else {
-            &self.worker_async
+    fn worker(&self, handling: Handling) -> &Upstream {
+        match handling {
+            Handling::Async => &self.worker_async,
+            Handling::Threadpool => &self.worker_threadpool,
         }
     }
 }
@@ -89,29 +86,19 @@ pub fn configure(
             .service(get("/api/fanout", fanout_route));
         // One route per mode and kind, so metrics, logs and events name the one proxied;
         // the pattern route after them answers 400 for any other mode or kind.
-        for &(handling, kind, path) in PROXY_ROUTES {
-            cfg.service(get(
-                path,
-                move |slot: Admitted, state: web::Data<GatewayState>, params: Params| {
-                    proxy_to(slot, state, handling, kind, params)
-                },
-            ));
+        for &handling in Handling::ALL {
+            for &kind in Kind::ALL {
+                cfg.service(get(
+                    &format!("/api/{handling}{}", kind.worker_path()),
+                    move |slot: Admitted, state: web::Data<GatewayState>, params: Params| {
+                        proxy_to(slot, state, handling, kind, params)
+                    },
+                ));
+            }
         }
         cfg.service(get("/api/{handling}/work/{kind}", proxy));
     }
 }
-
-/// (handling, kind, route) of every proxy route.
-const PROXY_ROUTES: &[(&str, &str, &str)] = &[
-    ("async", "io", "/api/async/work/io"),
-    ("async", "cpu", "/api/async/work/cpu"),
-    ("async", "call", "/api/async/work/call"),
-    ("async", "block", "/api/async/work/block"),
-    ("threadpool", "io", "/api/threadpool/work/io"),
-    ("threadpool", "cpu", "/api/threadpool/work/cpu"),
-    ("threadpool", "call", "/api/threadpool/work/call"),
-    ("threadpool", "block", "/api/threadpool/work/block"),
-];
 
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
@@ -123,11 +110,11 @@ async fn compare(
     state: web::Data<GatewayState>,
     mut params: Params,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let kind = params.choice("kind", Some("io"), KINDS)?;
+    let kind = params.choice("kind", Some(Kind::Io))?;
     // One job on each worker: twice the work.
     let query = state.budget.work_query(&mut params, kind, 2)?;
     params.finish()?;
-    let path = format!("/work/{kind}{query}");
+    let path = format!("{}{query}", kind.worker_path());
     let start = Instant::now();
     let (a, t) = futures_util::join!(
         state.worker_async.get(&state.client, &path),
@@ -161,19 +148,15 @@ async fn fanout_route(
     mut params: Params,
 ) -> Result<HttpResponse, actix_web::Error> {
     let n = params.int("n", Some(10), 1..=state.max_fanout)?;
-    let mode_name = params.choice(
-        "mode",
-        Some("concurrent"),
-        &["sequential", "concurrent", "limited"],
-    )?;
+    let mode_name = params.choice("mode", Some(FanoutMode::Concurrent))?;
     let limit = params.optional_int("limit", 1..=state.max_fanout)?;
-    let handling = params.choice("handling", Some("async"), HANDLINGS)?;
-    let kind = params.choice("kind", Some("io"), KINDS)?;
+    let handling = params.choice("handling", Some(Handling::Async))?;
+    let kind = params.choice("kind", Some(Kind::Io))?;
     let query = state.budget.work_query(&mut params, kind, n)?;
     params.finish()?;
     let mode = match (mode_name, limit) {
-        ("limited", Some(k)) => Mode::Limited(k),
-        ("limited", None) => {
+        (FanoutMode::Limited, Some(k)) => Mode::Limited(k),
+        (FanoutMode::Limited, None) => {
             return Err(ApiError::bad(
                 "limit",
                 "mode=limited needs `limit`, the most calls in flight",
@@ -183,11 +166,11 @@ async fn fanout_route(
         (_, Some(_)) => {
             return Err(ApiError::bad("limit", "`limit` applies only to mode=limited").into());
         }
-        ("sequential", None) => Mode::Sequential,
-        _ => Mode::Concurrent,
+        (FanoutMode::Sequential, None) => Mode::Sequential,
+        (FanoutMode::Concurrent, None) => Mode::Concurrent,
     };
     let upstream = state.worker(handling);
-    let path = format!("/work/{kind}{query}");
+    let path = format!("{}{query}", kind.worker_path());
     let start = Instant::now();
     let mut calls = fanout::run(
         mode,
@@ -228,8 +211,8 @@ async fn proxy(
     params: Params,
 ) -> Result<HttpResponse, ApiError> {
     let (handling, kind) = path.into_inner();
-    let handling = common::params::path_choice("handling", &handling, HANDLINGS)?;
-    let kind = common::params::path_choice("kind", &kind, KINDS)?;
+    let handling = common::params::path_choice("handling", &handling)?;
+    let kind = common::params::path_choice("kind", &kind)?;
     proxy_to(slot, state, handling, kind, params).await
 }
 
@@ -237,15 +220,15 @@ async fn proxy(
 async fn proxy_to(
     _slot: Admitted,
     state: web::Data<GatewayState>,
-    handling: &'static str,
-    kind: &'static str,
+    handling: Handling,
+    kind: Kind,
     mut params: Params,
 ) -> Result<HttpResponse, ApiError> {
     let query = state.budget.work_query(&mut params, kind, 1)?;
     params.finish()?;
     let reply = state
         .worker(handling)
-        .get(&state.client, &format!("/work/{kind}{query}"))
+        .get(&state.client, &format!("{}{query}", kind.worker_path()))
         .await?;
     // HTTP statuses are 100 to 599; anything else from a worker is a bad answer.
     let status = Some(reply.status)

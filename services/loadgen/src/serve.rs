@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
+use contract::{Choice, Handling};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use tokio::task::JoinSet;
@@ -95,11 +96,7 @@ pub fn parse_mix(mix: &str) -> Result<Vec<MixEntry>, String> {
 /// (`async`) for a fan-out without one, `none` for anything else.
 fn handling_of(path: &str) -> &'static str {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let named = |value: &str| match value {
-        "async" => Some("async"),
-        "threadpool" => Some("threadpool"),
-        _ => None,
-    };
+    let named = |value: &str| Handling::from_name(value).map(Handling::as_str);
     if let Some(h) = query
         .split('&')
         .filter_map(|kv| kv.strip_prefix("handling="))

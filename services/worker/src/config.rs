@@ -1,5 +1,7 @@
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use common::{ServerArgs, ServiceInfo};
+use contract::Choice;
+pub use contract::Handling;
 
 /// Does io, cpu, downstream-call and blocking work, on the blocking pool or the event loop.
 #[derive(Parser, Debug)]
@@ -28,21 +30,6 @@ pub struct Cli {
 
     #[command(flatten)]
     pub server: ServerArgs,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Handling {
-    Async,
-    Threadpool,
-}
-
-impl Handling {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Async => "async",
-            Self::Threadpool => "threadpool",
-        }
-    }
 }
 
 impl Cli {

@@ -5,7 +5,6 @@ mod config;
 mod cpu;
 mod report;
 pub mod routes;
-mod timestamp;
 mod work;
 
 pub use config::{Cli, Handling};

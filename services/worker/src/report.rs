@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use common::timestamp::Timestamp;
+use contract::{Choice, Handling, Kind};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cpu::thread_id;
-use crate::timestamp::Timestamp;
 
 thread_local! {
     /// `"thread":"<name>","thread_id":<id>` of this thread: fixed for the thread's life.
@@ -55,10 +56,10 @@ fn member_pair(k1: &str, v1: &str, k2: &str, v2: i64) -> String {
 
 /// Where and when the work ran and what it took.
 pub(crate) struct WorkReport {
-    /// These three are ASCII identifiers (`Handling::as_str`, `Kind::as_str`).
+    /// An ASCII identifier, like the names of the handling and the kind.
     pub(crate) service: &'static str,
-    pub(crate) handling: &'static str,
-    pub(crate) kind: &'static str,
+    pub(crate) handling: Handling,
+    pub(crate) kind: Kind,
     pub(crate) requested_ms: Option<u64>,
     /// The thread the work ran on (an actix worker or a blocking-pool thread), as members.
     pub(crate) thread: Arc<str>,
@@ -85,9 +86,9 @@ impl WorkReport {
         raw("{\"service\":\"");
         raw(self.service);
         raw("\",\"handling\":\"");
-        raw(self.handling);
+        raw(self.handling.as_str());
         raw("\",\"kind\":\"");
-        raw(self.kind);
+        raw(self.kind.as_str());
         raw("\",\"requested_ms\":");
         serde_json::to_writer(&mut out, &self.requested_ms)?;
         out.push(b',');
@@ -138,8 +139,8 @@ mod tests {
     fn report(backend: Option<Value>) -> WorkReport {
         WorkReport {
             service: "worker",
-            handling: "async",
-            kind: "cpu",
+            handling: Handling::Async,
+            kind: Kind::Cpu,
             requested_ms: Some(0),
             thread: this_thread(),
             event_loop: Arc::from(member("event_loop", "0")),
@@ -172,6 +173,27 @@ mod tests {
         assert_eq!(value["finished_at"], "2025-11-30T14:05:01.124Z");
         assert!(value.get("backend").is_none());
         assert_eq!(value.as_object().map(|o| o.len()), Some(12));
+    }
+
+    /// What the worker writes by hand is what the gateway, loadgen and the tests read.
+    #[test]
+    fn the_json_reads_back_as_the_contracts_work_report() {
+        for backend in [None, Some(json!({"latency_ms": 5}))] {
+            let body = report(backend.clone()).to_json().expect("serializes");
+            let read: contract::WorkReport =
+                serde_json::from_slice(&body).expect("a contract::WorkReport");
+            assert_eq!(read.handling, Handling::Async);
+            assert_eq!(read.kind, Kind::Cpu);
+            assert_eq!(read.requested_ms, Some(0));
+            assert_eq!(read.thread_id, thread_id());
+            assert_eq!(read.event_loop, "0");
+            assert_eq!(read.queued_ms, 1.235);
+            assert_eq!(read.started_at, "2025-11-30T14:05:01.123Z");
+            assert_eq!(read.backend, backend);
+            let again = serde_json::to_value(&read).expect("serializes");
+            let original: Value = serde_json::from_slice(&body).expect("valid JSON");
+            assert_eq!(again, original, "no member lost or added on the way");
+        }
     }
 
     #[test]

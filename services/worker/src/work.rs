@@ -9,47 +9,14 @@ use std::time::{Duration, Instant};
 
 use common::ApiError;
 use common::blocking::run_blocking;
+use common::timestamp::Timestamp;
 use common::upstream::Reply;
+use contract::{Choice, Handling, Kind};
 use serde_json::Value;
 
-use crate::Handling;
 use crate::cpu::burn;
 use crate::report::{WorkReport, pid, this_event_loop, this_thread};
 use crate::routes::WorkerState;
-use crate::timestamp::Timestamp;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Io,
-    Cpu,
-    Call,
-    Block,
-}
-
-impl Kind {
-    pub(crate) const NAMES: &'static [&'static str] = &["io", "cpu", "call", "block"];
-    pub(crate) const ALL: [Self; 4] = [Self::Io, Self::Cpu, Self::Call, Self::Block];
-
-    pub(crate) fn parse(raw: &str) -> Result<Self, ApiError> {
-        Ok(
-            match common::params::path_choice("kind", raw, Self::NAMES)? {
-                "io" => Self::Io,
-                "cpu" => Self::Cpu,
-                "call" => Self::Call,
-                _ => Self::Block,
-            },
-        )
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// Its route pattern: each kind is a route of its own.
-    pub(crate) fn route(self) -> &'static str {
-        ["/work/io", "/work/cpu", "/work/call", "/work/block"][self as usize]
-    }
-}
 
 /// Where the work ran and what it took.
 struct Execution {
@@ -138,8 +105,8 @@ pub(crate) async fn perform(
     let finished_at = Timestamp::now();
     Ok(WorkReport {
         service: "worker",
-        handling: state.handling.as_str(),
-        kind: kind.as_str(),
+        handling: state.handling,
+        kind,
         requested_ms: ms,
         thread: exec.thread,
         event_loop,

@@ -224,6 +224,11 @@ pub fn current_trace_context() -> Option<sentry::protocol::TraceContext> {
     })
 }
 
+/// Whether this thread is running a request's job on the blocking pool (Sentry on).
+pub(crate) fn on_pool_thread() -> bool {
+    ON_POOL_THREAD.with(|p| p.borrow().is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::IncomingTrace;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sentry::transports::ReqwestHttpTransportOptions;
 use sentry::{ClientInitGuard, ClientOptions};
 
 use crate::ServiceInfo;
@@ -76,15 +75,9 @@ pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting> {
         return None;
     };
     let timeout = Duration::from_millis(args.sentry_timeout_ms);
-    // sentry's reqwest transport posts envelopes with no Content-Type. sentry.io accepts
-    // that, but Spotlight (the local receiver) drops such a payload ("No content type").
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::CONTENT_TYPE,
-        reqwest::header::HeaderValue::from_static("application/x-sentry-envelope"),
-    );
     let http = match reqwest::Client::builder()
-        .default_headers(headers)
+        // Envelopes go to the DSN's host and nowhere else.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout)
         .build()
@@ -96,13 +89,10 @@ pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting> {
         }
     };
     let factory = move |options: &ClientOptions| -> Arc<dyn sentry::Transport> {
-        let general = sentry::TransportOptions::try_from_client_options(options)
-            .expect("the transport factory only runs when a DSN is set");
-        Arc::new(
-            ReqwestHttpTransportOptions::from(general)
-                .with_client(http.clone())
-                .build(),
-        )
+        Arc::new(super::transport::BackingOffTransport::new(
+            options,
+            http.clone(),
+        ))
     };
     let release = args
         .sentry_release

@@ -1,13 +1,15 @@
 //! Sentry, paid for only when something goes wrong: the client ([`init`]), our request
 //! middleware (sampling first, nothing built unless captured), the request's trace in a
 //! task-local (`context`), what an event says about its request (`event`), and a panic hook
-//! that never holds the event loop (`panic`).
+//! that never holds the event loop (`panic`), and a transport that backs off while Sentry is
+//! unreachable (`transport`).
 mod breadcrumbs;
 mod context;
 mod event;
 mod init;
 mod middleware;
 mod panic;
+mod transport;
 
 pub use breadcrumbs::Breadcrumbs;
 pub(crate) use context::set_request;
@@ -15,3 +17,4 @@ pub use context::{Propagation, child_span, current_trace_context, propagation, w
 pub use event::RequestSnapshot;
 pub use init::{Reporting, init, release_name};
 pub(crate) use middleware::SentryLayer;
+pub use panic::{PoolPanic, take_pool_panic};

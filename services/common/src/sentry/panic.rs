@@ -71,24 +71,68 @@ fn message(info: &PanicHookInfo<'_>) -> String {
         .unwrap_or_else(|| "Box<dyn Any>".to_owned())
 }
 
+thread_local! {
+    /// A panic of a request's job on this blocking-pool thread, until `run_blocking` takes it
+    /// back to the request's event loop, where the request is known.
+    static POOL_PANIC: std::cell::RefCell<Option<PanicReport>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A request's pool job panicked: the report waits for the request's snapshot. Dropped
+/// unreported (the request went away first), it is sent without one.
+pub struct PoolPanic(Option<PanicReport>);
+
+/// On the pool thread, right after the job unwound: the panic the hook kept for it.
+pub fn take_pool_panic() -> PoolPanic {
+    PoolPanic(POOL_PANIC.with_borrow_mut(Option::take))
+}
+
+impl PoolPanic {
+    /// On the request's event loop: logs the panic with the request and queues its event.
+    pub fn report(mut self) {
+        let Some(mut report) = self.0.take() else {
+            return;
+        };
+        report.request = RequestSnapshot::current();
+        log(&report);
+        queue(report);
+    }
+}
+
+impl Drop for PoolPanic {
+    fn drop(&mut self) {
+        if let Some(report) = self.0.take() {
+            log(&report);
+            queue(report);
+        }
+    }
+}
+
+fn log(report: &PanicReport) {
+    tracing::error!(
+        target: "panic",
+        panic = %report.message,
+        location = %format_args!("{}:{}", report.file, report.line),
+        thread = %report.thread,
+        request_id = report.request.as_ref().and_then(|r| r.tags.iter().find(|(k, _)| *k == "request_id").map(|(_, v)| v.as_str())),
+        "a handler panicked"
+    );
+}
+
 fn hook(info: &PanicHookInfo<'_>) {
     let message = message(info);
     let (file, line) = info
         .location()
         .map_or(("?", 0), |l: &Location<'_>| (l.file(), l.line()));
-    let request = RequestSnapshot::current();
+    let on_pool = super::context::on_pool_thread();
+    let request = if on_pool {
+        None
+    } else {
+        RequestSnapshot::current()
+    };
     let thread = std::thread::current()
         .name()
         .unwrap_or("unnamed")
         .to_owned();
-    tracing::error!(
-        target: "panic",
-        panic = %message,
-        location = %format_args!("{file}:{line}"),
-        thread = %thread,
-        request_id = request.as_ref().and_then(|r| r.tags.iter().find(|(k, _)| *k == "request_id").map(|(_, v)| v.as_str())),
-        "a handler panicked"
-    );
     // Until the symbol tables are loaded, the resolver holds the backtrace lock (a second or
     // more with full debug info): capturing then would make this event loop wait for it.
     let backtrace = SYMBOLS_LOADED
@@ -102,6 +146,17 @@ fn hook(info: &PanicHookInfo<'_>) {
         request,
         thread,
     };
+    if on_pool {
+        // `run_blocking` catches this unwind and reports it from the request's event loop.
+        POOL_PANIC.with_borrow_mut(|kept| *kept = Some(report));
+        return;
+    }
+    log(&report);
+    queue(report);
+}
+
+/// Hands `report` to the reporter thread; a panic outside any request is built here.
+fn queue(report: PanicReport) {
     let Some(queue) = QUEUED.get() else { return };
     if report.request.is_none() {
         // Not a request: the thread (or process) may be about to end, and it is not serving

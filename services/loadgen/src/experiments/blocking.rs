@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use contract::WorkReport;
 use futures_util::future::join_all;
 
 use super::Pace;
@@ -51,16 +52,22 @@ async fn run_scenario(
                 detail: format!("status {}: {}", a.status, a.body),
             });
         }
-        let at = |key: &str| epoch_ms(&a.body[key]).map_or(0.0, |t| t - t0);
+        let report = serde_json::from_value::<WorkReport>(a.body.clone()).map_err(|e| {
+            StackError::Request {
+                url: path.clone(),
+                detail: format!("the answer is not a work report ({e}): {}", a.body),
+            }
+        })?;
+        let at = |t: &str| epoch_ms(t).map_or(0.0, |t| t - t0);
         out.push(TimelineRequest {
             index,
             path: path.clone(),
-            thread: a.body["thread"].as_str().unwrap_or("?").to_owned(),
-            thread_id: a.body["thread_id"].as_i64().unwrap_or(0),
-            event_loop: a.body["event_loop"].as_str().unwrap_or("?").to_owned(),
+            thread: report.thread,
+            thread_id: report.thread_id,
+            event_loop: report.event_loop,
             sent_ms: utc_ms(a.sent) - t0,
-            started_ms: at("started_at"),
-            finished_ms: at("finished_at"),
+            started_ms: at(&report.started_at),
+            finished_ms: at(&report.finished_at),
             answered_ms: utc_ms(a.sent) - t0 + a.ms(),
             injected: index == SLOW_INDEX,
         });

@@ -164,8 +164,8 @@ pub(crate) fn sample(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<
 }
 
 /// Milliseconds since the Unix epoch of an RFC 3339 timestamp from a work response.
-pub(crate) fn epoch_ms(v: &Value) -> Option<f64> {
-    let t = DateTime::parse_from_rfc3339(v.as_str()?).ok()?;
+pub(crate) fn epoch_ms(rfc3339: &str) -> Option<f64> {
+    let t = DateTime::parse_from_rfc3339(rfc3339).ok()?;
     Some(t.timestamp_micros() as f64 / 1e3)
 }
 

@@ -2,16 +2,33 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use common::ApiError;
+use common::blocking::run_blocking;
 use serde_json::json;
+
+use contract::Handling;
+
+use super::WorkerState;
 
 /// A 500 with an error attached: the Sentry layer captures it, with this line as its frame.
 pub(crate) async fn error() -> Result<HttpResponse, ApiError> {
     Err(ApiError::injected("GET /fault/error was called"))
 }
 
-/// A real panic: the panic hook reports it, the guard middleware answers 500 JSON and the
-/// worker keeps serving.
-pub(crate) async fn panic() -> HttpResponse {
+/// A real panic where this worker does its work: on the event loop (`async`), or in a job on
+/// the blocking pool (`threadpool`). Either way the panic hook reports it with the request,
+/// the guard middleware answers 500 JSON and the worker keeps serving.
+pub(crate) async fn panic(state: web::Data<WorkerState>) -> Result<HttpResponse, ApiError> {
+    match state.handling {
+        Handling::Async => injected_panic(),
+        Handling::Threadpool => {
+            run_blocking(&state.instruments, injected_panic)
+                .await?
+                .value
+        }
+    }
+}
+
+fn injected_panic() -> ! {
     panic!("injected panic: GET /fault/panic was called");
 }
 

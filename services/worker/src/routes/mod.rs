@@ -10,8 +10,9 @@ use common::metrics::Instruments;
 use common::upstream::Upstream;
 use common::{Telemetry, get};
 
-use crate::work::Kind;
-use crate::{Cli, Handling};
+use contract::{Choice, Handling, Kind};
+
+use crate::Cli;
 
 pub struct WorkerState {
     pub(crate) handling: Handling,
@@ -62,7 +63,7 @@ pub fn configure(
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg| {
         cfg.app_data(state.clone());
-        for kind in Kind::ALL {
+        for &kind in Kind::ALL {
             cfg.service(work::route(kind));
         }
         if state.test_routes {
