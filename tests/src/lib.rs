@@ -4,14 +4,16 @@
 //! The binaries come from `target/debug` (or `$LOOPSCOPE_BIN_DIR`); `make test` builds them
 //! first. Tests never change their own environment: each child gets its settings as flags,
 //! and inherited LOOPSCOPE_* and SENTRY_* variables are removed.
+//!
+//! The captured start, scrubbing, signals and waits come from the launcher's library
+//! (services/launcher): the process layer `loopscope up` starts the local stack with.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use launcher::capture::{LISTENING, Lines, listening_addrs, spawn_captured};
 
 use serde_json::Value;
 
@@ -46,7 +48,7 @@ pub struct Service {
     child: Child,
     pub app: SocketAddr,
     pub admin: Option<SocketAddr>,
-    logs: Arc<Mutex<Vec<String>>>,
+    logs: Lines,
 }
 
 /// Starts `name` with `args` plus free ports, waiting until it logs that it listens.
@@ -66,15 +68,8 @@ pub fn start_loadgen_serve(args: &[&str]) -> Service {
 /// A command for one of our binaries with piped output and none of the caller's
 /// `LOOPSCOPE_*` / `SENTRY_*` settings: a test sees only the settings it passes.
 pub fn service_command(name: &str) -> Command {
-    let mut cmd = Command::new(bin(name));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LOOPSCOPE_") || key.starts_with("SENTRY_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = launcher::process::scrubbed_command(bin(name));
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd
 }
 
@@ -88,42 +83,21 @@ fn launch(name: &str, subcommand: &[&str], args: &[&str], env: &[(&str, &str)]) 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let logs: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (tx, rx) = mpsc::channel();
-    // Drain both pipes for the whole life of the child, or it blocks once a pipe is full.
-    for pipe in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let logs = logs.clone();
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if line.contains("\"listening\"") {
-                    let _ = tx.send(line.clone());
-                }
-                logs.lock().unwrap().push(line);
-            }
-        });
-    }
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "{name} did not start within 20 s; its output:\n{}",
-                logs.lock().unwrap().join("\n")
-            )
-        });
-    let event: Value = serde_json::from_str(&line).expect("the listening line is JSON");
-    let addr = |key: &str| event[key].as_str().and_then(|s| s.parse().ok());
+    let mut started =
+        spawn_captured(&mut cmd, LISTENING).unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let Some(line) = started.wait_for(Duration::from_secs(20)) else {
+        let _ = started.child.kill();
+        panic!(
+            "{name} did not start within 20 s; its output:\n{}",
+            started.lines().join("\n")
+        )
+    };
+    let (app, admin) = listening_addrs(&line).expect("app_addr in the listening line");
+    let logs = started.line_buffer();
     Service {
-        child,
-        app: addr("app_addr").expect("app_addr in the listening line"),
-        admin: addr("admin_addr"),
+        child: started.child,
+        app,
+        admin,
         logs,
     }
 }
@@ -162,21 +136,15 @@ impl Service {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Sends `sig` (a `libc::SIG*` number) to the process.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid(), sig) };
+        let sig = launcher::process::Signal::try_from(sig).expect("a signal number");
+        launcher::process::signal(self.child.id(), sig);
     }
 
     /// Waits for the process to exit, up to `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        launcher::process::wait_timeout(&mut self.child, limit)
     }
 }
 

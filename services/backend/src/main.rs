@@ -9,8 +9,8 @@ fn main() -> ExitCode {
     let service = common::ServiceInfo {
         name: "backend",
         handling: None,
-        default_port: 8083,
-        default_admin_port: 9083,
+        default_port: ports::BACKEND.app,
+        default_admin_port: ports::BACKEND.admin,
     };
     common::run(service, cli.server.clone(), |_| {
         routes::state(&cli).map(routes::configure)

@@ -49,3 +49,6 @@ pub struct ServiceInfo {
 /// Crate version and git revision, as stamped by build.rs.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("LOOPSCOPE_REVISION");
+
+#[cfg(test)]
+mod in_process_tests;

@@ -9,7 +9,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "LOOPSCOPE_WORKER_ASYNC_URL",
-        default_value = "http://127.0.0.1:8081"
+        default_value = ports::WORKER_ASYNC.app_url
     )]
     pub worker_async_url: String,
 
@@ -17,7 +17,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "LOOPSCOPE_WORKER_THREADPOOL_URL",
-        default_value = "http://127.0.0.1:8082"
+        default_value = ports::WORKER_THREADPOOL.app_url
     )]
     pub worker_threadpool_url: String,
 

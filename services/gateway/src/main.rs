@@ -9,8 +9,8 @@ fn main() -> ExitCode {
     let service = common::ServiceInfo {
         name: "gateway",
         handling: None,
-        default_port: 8080,
-        default_admin_port: 9080,
+        default_port: ports::GATEWAY.app,
+        default_admin_port: ports::GATEWAY.admin,
     };
     common::run(service, cli.server.clone(), |telemetry| {
         routes::state(&cli, telemetry).map(routes::configure)

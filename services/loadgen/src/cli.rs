@@ -62,7 +62,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "LOOPSCOPE_GATEWAY_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = ports::GATEWAY.app_url
     )]
     pub gateway_url: String,
 
@@ -112,33 +112,33 @@ pub struct StackArgs {
     #[arg(
         long,
         env = "LOOPSCOPE_GATEWAY_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = ports::GATEWAY.app_url
     )]
     pub gateway_url: String,
     #[arg(
         long,
         env = "LOOPSCOPE_WORKER_ASYNC_URL",
-        default_value = "http://127.0.0.1:8081"
+        default_value = ports::WORKER_ASYNC.app_url
     )]
     pub worker_async_url: String,
     #[arg(
         long,
         env = "LOOPSCOPE_WORKER_THREADPOOL_URL",
-        default_value = "http://127.0.0.1:8082"
+        default_value = ports::WORKER_THREADPOOL.app_url
     )]
     pub worker_threadpool_url: String,
     /// Admin (metrics) URL of the async worker.
     #[arg(
         long,
         env = "LOOPSCOPE_WORKER_ASYNC_ADMIN_URL",
-        default_value = "http://127.0.0.1:9081"
+        default_value = ports::WORKER_ASYNC.admin_url
     )]
     pub worker_async_admin_url: String,
     /// Admin (metrics) URL of the threadpool worker.
     #[arg(
         long,
         env = "LOOPSCOPE_WORKER_THREADPOOL_ADMIN_URL",
-        default_value = "http://127.0.0.1:9082"
+        default_value = ports::WORKER_THREADPOOL.admin_url
     )]
     pub worker_threadpool_admin_url: String,
 }

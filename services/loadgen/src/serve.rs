@@ -301,8 +301,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
     let service = common::ServiceInfo {
         name: "loadgen",
         handling: None,
-        default_port: 8084,
-        default_admin_port: 9084,
+        default_port: ports::LOADGEN.app,
+        default_admin_port: ports::LOADGEN.admin,
     };
     common::run(service, args.server, move |telemetry| {
         let metrics = ClientMetrics::new(&telemetry.meter());

@@ -16,7 +16,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "LOOPSCOPE_BACKEND_URL",
-        default_value = "http://127.0.0.1:8083"
+        default_value = ports::BACKEND.app_url
     )]
     pub backend_url: String,
 
@@ -35,15 +35,15 @@ pub struct Cli {
 impl Cli {
     /// The two modes get their own default ports so both run side by side on a laptop.
     pub fn service_info(&self) -> ServiceInfo {
-        let (default_port, default_admin_port) = match self.handling {
-            Handling::Async => (8081, 9081),
-            Handling::Threadpool => (8082, 9082),
+        let defaults = match self.handling {
+            Handling::Async => ports::WORKER_ASYNC,
+            Handling::Threadpool => ports::WORKER_THREADPOOL,
         };
         ServiceInfo {
             name: "worker",
             handling: Some(self.handling.as_str()),
-            default_port,
-            default_admin_port,
+            default_port: defaults.app,
+            default_admin_port: defaults.admin,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! One truth for names, flags and ports: the README is what users read, so the code, the
-//! scripts, the Prometheus config, the dashboards and the rules must agree with it. Each test
+//! `services/ports`, the Prometheus config, the dashboards and the rules must agree with it. Each test
 //! names the file to fix and the missing or extra entry.
 //!
 //! - metric names (`metrics`, `exposition`): `metrics/names.rs` (and every metric name spelled
@@ -10,7 +10,7 @@
 //! - flags (`flags`): every flag in each binary's `--help` (with its env variable and default) against
 //!   the README's settings tables, and every row of those tables against `--help`;
 //! - default ports (`ports`): what each binary binds when no port is given, against the README's table
-//!   of services, `scripts/*.sh`, `deploy/prometheus/prometheus.yml` and the default URLs that
+//!   of services, `services/ports`, `deploy/prometheus/prometheus.yml` and the default URLs that
 //!   point services at each other.
 //!
 //! The parsers are small on purpose; each has a negative control in its module's `tests`, so

@@ -1,18 +1,18 @@
-//! Default ports: the binaries, the README, the scripts and the local Prometheus config.
+//! Default ports: the binaries, the README, services/ports and the local Prometheus config.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::sync::mpsc;
 use std::time::Duration;
+
+use launcher::capture::{LISTENING, spawn_captured};
 
 use loopscope_tests::service_command;
 use serde_json::Value;
 
 use crate::flags::help_flags;
 use crate::readme::{rows, section};
-use crate::repo::{files, read, rel};
+use crate::repo::read;
 
-/// The processes of the README's table of services, as the scripts and Prometheus name them.
+/// The processes of the README's table of services, as the launcher and Prometheus name them.
 pub(crate) const PROCESSES: &[(&str, &str, &[&str])] = &[
     // (key, README's process cell, binary and arguments)
     ("gateway", "`gateway`", &["gateway"]),
@@ -62,30 +62,12 @@ pub(crate) fn default_ports(args: &[&str], host: &str) -> (u16, u16) {
     }
     cmd.env("LOOPSCOPE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info");
-    let mut child = cmd.spawn().expect("spawn");
-    let (tx, rx) = mpsc::channel();
-    for pipe in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let mut seen = Vec::new();
-    let listening = loop {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) if line.contains("\"listening\"") => break Some(line),
-            Ok(line) => seen.push(line),
-            Err(_) => break None,
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = listening.unwrap_or_else(|| panic!("{args:?} did not start:\n{}", seen.join("\n")));
+    let mut started = spawn_captured(&mut cmd, LISTENING).expect("spawn");
+    let listening = started.wait_for(Duration::from_secs(20));
+    let _ = started.child.kill();
+    let _ = started.child.wait();
+    let line = listening
+        .unwrap_or_else(|| panic!("{args:?} did not start:\n{}", started.lines().join("\n")));
     let event: Value = serde_json::from_str(&line).expect("JSON");
     let port = |key: &str| {
         event[key]
@@ -97,48 +79,26 @@ pub(crate) fn default_ports(args: &[&str], host: &str) -> (u16, u16) {
     (port("app_addr"), port("admin_addr"))
 }
 
-/// `NAME_PORT` / `NAME_ADMIN_PORT` defaults (`${NAME_PORT:-8080}`) in the shell scripts.
-pub(crate) fn script_ports() -> Vec<(String, String, u16)> {
-    let mut out = Vec::new();
-    for path in files("scripts", "sh") {
-        let text = std::fs::read_to_string(&path).expect("script");
-        for (i, _) in text.match_indices(":-") {
-            let before = &text[..i];
-            let var_start = before
-                .rfind(|c: char| !(c.is_ascii_uppercase() || c == '_'))
-                .map_or(0, |p| p + 1);
-            let var = &before[var_start..];
-            let digits: String = text[i + 2..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if var.ends_with("_PORT")
-                && !digits.is_empty()
-                && text[i + 2 + digits.len()..].starts_with('}')
-            {
-                out.push((rel(&path), var.to_owned(), digits.parse().expect("port")));
-            }
-        }
-    }
-    out
-}
-
-/// job name → the port of its `127.0.0.1:PORT` target, from the local Prometheus config.
-pub(crate) fn prometheus_targets(config: &str) -> BTreeMap<String, u16> {
-    let mut out = BTreeMap::new();
+/// job name → the files of its `file_sd_configs`, from the local Prometheus config.
+pub(crate) fn prometheus_jobs(config: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut job = None;
     for line in config.lines().map(str::trim) {
         if line.starts_with('#') {
             continue;
         }
         if let Some(name) = line.strip_prefix("- job_name:") {
-            job = Some(name.trim().trim_matches('"').to_owned());
-        } else if let (Some(job), Some(i)) = (&job, line.find("127.0.0.1:")) {
-            let digits: String = line[i + 10..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            out.insert(job.clone(), digits.parse().expect("port"));
+            let name = name.trim().trim_matches('"').to_owned();
+            out.entry(name.clone()).or_default();
+            job = Some(name);
+        } else if let (Some(job), Some(files)) = (&job, line.strip_prefix("- files:")) {
+            let files = files.trim().trim_start_matches('[').trim_end_matches(']');
+            out.entry(job.clone()).or_default().extend(
+                files
+                    .split(',')
+                    .map(|f| f.trim().trim_matches('"').to_owned())
+                    .filter(|f| !f.is_empty()),
+            );
         }
     }
     out
@@ -156,7 +116,7 @@ pub(crate) fn own_loopback() -> String {
 }
 
 #[test]
-pub(crate) fn default_ports_agree_in_code_readme_scripts_and_prometheus() {
+pub(crate) fn default_ports_agree_in_code_readme_ports_crate_and_prometheus() {
     let readme = readme_ports(&read("README.md"));
     let mut problems = Vec::new();
 
@@ -171,47 +131,28 @@ pub(crate) fn default_ports_agree_in_code_readme_scripts_and_prometheus() {
         }
     }
 
-    let scripts = script_ports();
-    assert!(
-        scripts.len() >= 8,
-        "only {} port defaults found in scripts/: {scripts:?}",
-        scripts.len()
-    );
-    for (file, var, port) in &scripts {
-        let admin = var.ends_with("_ADMIN_PORT");
-        let name = var
-            .trim_end_matches("_PORT")
-            .trim_end_matches("_ADMIN")
-            .to_lowercase()
-            .replace('_', "-");
-        if let Some((app_port, admin_port)) = readme.get(name.as_str()) {
-            let want = if admin { admin_port } else { app_port };
-            if port != want {
-                problems.push(format!(
-                    "{file}: {var} defaults to {port}, the README says {want}"
-                ));
-            }
-        }
+    // The one place the defaults are written (services/ports): the binaries bind them (above),
+    // the launcher starts the stack and writes Prometheus's targets from them.
+    let in_crate: BTreeMap<&str, (u16, u16)> = ports::PROCESSES
+        .iter()
+        .map(|(name, p)| (*name, (p.app, p.admin)))
+        .collect();
+    if in_crate != readme {
+        problems.push(format!(
+            "services/ports has {in_crate:?}, the README's table of services {readme:?}"
+        ));
     }
 
-    let targets = prometheus_targets(&read("deploy/prometheus/prometheus.yml"));
-    for (key, (_, admin)) in &readme {
-        match targets.get(*key) {
-            Some(port) if port == admin => {}
+    // The local Prometheus reads each job's targets from the file `loopscope up` writes.
+    let jobs = prometheus_jobs(&read("deploy/prometheus/prometheus.yml"));
+    for key in readme.keys().copied().chain(["prometheus"]) {
+        let want = vec![format!("targets/{key}.json")];
+        match jobs.get(key) {
+            Some(files) if *files == want => {}
             other => problems.push(format!(
-                "deploy/prometheus/prometheus.yml: job {key} scrapes {other:?}, the README's admin port is {admin}"
+                "deploy/prometheus/prometheus.yml: job {key} reads {other:?}, want file_sd {want:?} (loopscope up writes it)"
             )),
         }
-    }
-    let prometheus_port = scripts
-        .iter()
-        .find(|(_, v, _)| v == "PROMETHEUS_PORT")
-        .map(|s| s.2);
-    if targets.get("prometheus").copied() != prometheus_port {
-        problems.push(format!(
-            "prometheus.yml scrapes Prometheus on {:?}, scripts start it on {prometheus_port:?}",
-            targets.get("prometheus")
-        ));
     }
 
     // Default URLs that point one process at another: `--<process>-url` is its app port,
@@ -258,10 +199,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prometheus_jobs_and_their_ports() {
-        let t = prometheus_targets(
-            "# - job_name: old\n#  - targets: [\"127.0.0.1:1\"]\nscrape_configs:\n  - job_name: gateway\n    static_configs:\n      - targets: [\"127.0.0.1:9080\"]\n",
+    fn prometheus_jobs_and_their_files() {
+        let t = prometheus_jobs(
+            "# - job_name: old\n#  - files: [old.json]\nscrape_configs:\n  - job_name: gateway\n    file_sd_configs:\n      - files: [targets/gateway.json]\n  - job_name: \"static\"\n    static_configs:\n      - targets: [\"127.0.0.1:1\"]\n",
         );
-        assert_eq!(t, BTreeMap::from([("gateway".to_owned(), 9080)]));
+        assert_eq!(
+            t,
+            BTreeMap::from([
+                (
+                    "gateway".to_owned(),
+                    vec!["targets/gateway.json".to_owned()]
+                ),
+                ("static".to_owned(), vec![]),
+            ])
+        );
     }
 }

@@ -181,3 +181,6 @@ mod tests {
         assert_eq!(page.matches("<svg ").count(), 7);
     }
 }
+
+#[cfg(test)]
+mod read_back_tests;

@@ -1,9 +1,12 @@
-//! The experiment report: `loadgen::report::write` on a hand-made run with every kind of
-//! data, then the files read back as a browser and a script would.
+//! The experiment report: [`super::write`] on a hand-made run with every kind of data, then
+//! the files read back as a browser and a script would. In-process, in milliseconds (it was a
+//! cross-service test once, for no process it needs).
+// Test code unwraps on purpose: a bad answer should fail the test loudly.
+#![allow(clippy::unwrap_used)]
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use loadgen::model::{
+use crate::model::{
     Bar, Check, CulpritFrame, CulpritStack, ExperimentData, ExperimentOutcome, PercentileSeries,
     RunReport, SweepSeries, SweepStep, TimelineRequest, TimelineScenario,
 };
@@ -311,7 +314,7 @@ fn sample() -> RunReport {
 }
 
 fn write(report: &RunReport, dir: &Path) -> (String, Html) {
-    let index = loadgen::report::write(report, dir).unwrap();
+    let index = super::write(report, dir).unwrap();
     assert_eq!(index, dir.join("index.html"));
     let page = std::fs::read_to_string(&index).unwrap();
     let doc = Html::parse_document(&page);
@@ -326,7 +329,7 @@ fn report_is_a_self_contained_page_with_every_chart_and_the_json_numbers() {
     let (page, doc) = write(&report, &dir);
     // To look at the page: LOOPSCOPE_REPORT_OUT=/tmp/report cargo test -p loopscope-tests --test report
     if let Some(out) = std::env::var_os("LOOPSCOPE_REPORT_OUT") {
-        loadgen::report::write(&report, Path::new(&out)).unwrap();
+        super::write(&report, Path::new(&out)).unwrap();
     }
 
     // report.json is the report as is, and reads back as one.
