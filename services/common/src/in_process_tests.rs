@@ -11,9 +11,9 @@ use actix_web::{App, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::health::{self, Readiness};
-use crate::middleware::Guard;
 use crate::params::Params;
-use crate::{ApiError, get};
+use crate::request_tracking::RequestTracking;
+use crate::{ApiError, get_route};
 
 /// `/work/echo?ms=N` (1..=1000, default 10), the shape of every loopscope route.
 async fn echo(mut params: Params) -> Result<HttpResponse, ApiError> {
@@ -32,15 +32,15 @@ macro_rules! app {
     ($readiness:expr) => {
         init_service(
             App::new()
-                .wrap(Guard {
+                .wrap(RequestTracking {
                     detector: None,
                     in_flight: None,
                     access_log: false,
                 })
                 .app_data(web::Data::new($readiness))
                 .configure(health::routes)
-                .service(get("/work/echo", echo))
-                .service(get("/test/boom", boom)),
+                .service(get_route("/work/echo", echo))
+                .service(get_route("/test/boom", boom)),
         )
         .await
     };
