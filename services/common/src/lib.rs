@@ -6,11 +6,14 @@
 //! middleware stack, exposition on an admin port or mounted, stall detection, and a drain on
 //! SIGTERM that loses no accepted request.
 
+mod app_port;
 pub mod blocking;
 pub mod config;
 mod defer;
 pub mod error;
+pub mod grace_end;
 pub mod health;
+mod http_layer_answers;
 pub mod logging;
 pub mod metrics;
 mod middleware;
