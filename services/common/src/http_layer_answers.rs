@@ -23,6 +23,7 @@ use actix_web::rt::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::ErrorBody;
+use crate::flood_trim::OpenConnection;
 use crate::metrics::http::{HttpMetrics, METHODS};
 
 /// The first bytes of a request head kept for the log line (method and path).
@@ -56,6 +57,8 @@ pub(crate) struct WatchedStream {
     new_head: bool,
     /// Our replacement for the dispatcher's answer, while it is still being written.
     rewrite: Option<Rewrite>,
+    /// Counts the connection while it is open (see flood_trim.rs).
+    _open: OpenConnection,
 }
 
 struct Rewrite {
@@ -74,6 +77,7 @@ impl WatchedStream {
             sample_len: 0,
             new_head: true,
             rewrite: None,
+            _open: OpenConnection::new(),
         }
     }
 

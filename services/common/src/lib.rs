@@ -11,6 +11,7 @@ pub mod blocking;
 pub mod config;
 mod defer;
 pub mod error;
+mod flood_trim;
 pub mod grace_end;
 pub mod health;
 mod http_layer_answers;

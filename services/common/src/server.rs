@@ -176,9 +176,11 @@ impl Application {
                     SentryLayer { traces_sample_rate },
                 ))
         };
+        crate::flood_trim::start_trimmer();
         let builder = actix_server::Server::build()
             .workers(workers)
             .worker_max_blocking_threads(usize::from(args.blocking_threads))
+            .max_concurrent_connections(args.max_connections_per_worker())
             .disable_signals()
             .shutdown_timeout(args.shutdown_grace_secs);
         let answers_metrics = http_metrics_on.then(|| telemetry.http.clone());
