@@ -43,6 +43,8 @@ pub(crate) fn start_trimmer() {
             .name("loopscope-trim".into())
             .spawn(|| {
                 loop {
+                    // Our own thread, not an event loop: sleeping here blocks nobody.
+                    #[allow(clippy::disallowed_methods)]
                     std::thread::sleep(LOOK_EVERY);
                     let open = OPEN.load(Ordering::Relaxed);
                     let peak = PEAK.swap(open, Ordering::Relaxed);
