@@ -42,7 +42,7 @@ pub enum UpstreamError {
     BadBody {
         upstream: &'static str,
         status: u16,
-        /// `not JSON` or `too large`.
+        /// `not JSON`, `too large`, `cut short`, or `a redirect, not followed`.
         reason: &'static str,
         at: &'static Location<'static>,
     },
@@ -116,6 +116,13 @@ impl Reply {
         tracing::warn!(upstream, outcome = e.outcome(), error = %e, "upstream call failed");
         Err(e)
     }
+}
+
+/// Redirects are not followed (see [`client`]); one is a failed call, not an answer to pass on.
+const REDIRECT: &str = "a redirect, not followed";
+
+fn is_redirect(status: u16) -> bool {
+    (300..400).contains(&status)
 }
 
 /// Bodies larger than this are refused (`bad_body`) unless [`Upstream::max_body_bytes`] says.
@@ -268,6 +275,9 @@ impl Upstream {
             let result = async {
                 let mut response = request.send().await.map_err(|e| self.classify(&e, at))?;
                 let status = response.status().as_u16();
+                if is_redirect(status) {
+                    return Err(self.bad_body(status, REDIRECT, at));
+                }
                 if response
                     .content_length()
                     .is_some_and(|n| n > self.max_body as u64)
@@ -343,6 +353,9 @@ impl Upstream {
             request = request.header(name, value);
         }
         let result = match request.call() {
+            Ok(response) if is_redirect(response.status().as_u16()) => {
+                Err(self.bad_body(response.status().as_u16(), REDIRECT, at))
+            }
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 match response
