@@ -14,7 +14,6 @@
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,12 +22,12 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::http::ConnectionType;
 use actix_web::{HttpRequest, ResponseError};
 use pin_project_lite::pin_project;
-use tokio::sync::{Notify, futures::OwnedNotified};
+use tokio::sync::{Notify, futures::Notified};
 
 use crate::error::ApiError;
 
 static REACHED: AtomicBool = AtomicBool::new(false);
-static NOTIFY: LazyLock<Arc<Notify>> = LazyLock::new(Arc::default);
+static NOTIFY: Notify = Notify::const_new();
 
 /// When to answer, `grace` after the drain starts: early enough that a live event loop
 /// writes the 503 before actix closes the connections (a quarter of the grace, at most 1 s).
@@ -76,7 +75,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // Created before the flag is read: a `notify_waiters` in between still wakes it.
-        let notified = NOTIFY.clone().notified_owned();
+        let notified = NOTIFY.notified();
         let reached = REACHED.load(Ordering::SeqCst);
         let request = req.request().clone();
         UntilGraceEnd {
@@ -94,7 +93,7 @@ pin_project! {
         #[pin]
         inner: F,
         #[pin]
-        notified: OwnedNotified,
+        notified: Notified<'static>,
         request: Option<HttpRequest>,
         reached: bool,
     }
