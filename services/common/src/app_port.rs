@@ -7,7 +7,6 @@ use std::fmt;
 use std::io;
 use std::net::TcpListener;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_http::body::MessageBody;
@@ -26,7 +25,7 @@ pub(crate) struct AppPort {
     pub(crate) client_request_timeout: Duration,
     /// The stall detector reads each connection's socket (`--disable-layers stall`: no).
     pub(crate) stall_on: bool,
-    pub(crate) sink: Arc<dyn Fn() -> AnswerSink + Send + Sync>,
+    pub(crate) sink: AnswerSink,
 }
 
 impl AppPort {
@@ -60,7 +59,7 @@ impl AppPort {
             let drain = drain.clone();
             let host = host.clone();
             // Built on the worker's thread: one sink per worker, shared by its connections.
-            let sink = Rc::new(sink());
+            let sink = Rc::new(sink.clone());
             let service = HttpService::build()
                 // Keep-alive connections are closed after their current answer on a drain.
                 .graceful_shutdown_signal(move || {

@@ -34,6 +34,7 @@ const MAX_ANSWER_HEAD: usize = 256;
 const MAX_LOGGED_PATH: usize = 64;
 
 /// Where the answers are counted and logged: one per worker thread, shared by its connections.
+#[derive(Clone)]
 pub(crate) struct AnswerSink {
     /// `None`: `--disable-layers http-metrics`.
     pub(crate) metrics: Option<HttpMetrics>,

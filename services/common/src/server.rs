@@ -183,18 +183,17 @@ impl Application {
             .max_concurrent_connections(args.max_connections_per_worker())
             .disable_signals()
             .shutdown_timeout(args.shutdown_grace_secs);
-        let answers_metrics = http_metrics_on.then(|| telemetry.http.clone());
         let head_timeout = args.client_request_timeout();
         let server = AppPort {
             // actix dates this deadline from a clock its event loop updates: after a stall the
             // clock is stale and requests that waited behind it get a 408 (see the flag).
             client_request_timeout: head_timeout,
             stall_on,
-            sink: Arc::new(move || AnswerSink {
-                metrics: answers_metrics.clone(),
+            sink: AnswerSink {
+                metrics: http_metrics_on.then(|| telemetry.http.clone()),
                 access_log: access_log_on,
                 head_timeout,
-            }),
+            },
         }
         .listen(builder, app_listener, make_app)?
         .run();
