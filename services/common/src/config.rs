@@ -67,7 +67,7 @@ pub struct ServerArgs {
 
     /// Most connections the app port holds open at once (split evenly over the workers); past
     /// it, new connections wait in the listen backlog until one closes. Each open connection
-    /// costs about 10 KB of buffers, so the default bounds a flood to ~40 MB.
+    /// costs 10 to 12 KB of buffers, so the default bounds a flood to ~50 MB.
     #[arg(long, env = "LOOPSCOPE_MAX_CONNECTIONS", default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 

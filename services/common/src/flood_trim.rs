@@ -1,4 +1,4 @@
-//! Memory after connection floods. An app-port connection costs about 10 KB of actix buffers
+//! Memory after connection floods. An app-port connection costs 10 to 12 KB of actix buffers
 //! (8,000 idle connections on 2 workers: +81 MB). When they close, glibc keeps the freed memory
 //! in its per-thread arenas, so RSS stayed at the flood's peak for good; `MALLOC_ARENA_MAX=2`
 //! alone won back 13 of those 81 MB. So a background thread (never an event loop) watches the
