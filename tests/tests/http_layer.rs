@@ -135,6 +135,14 @@ fn answers_of_the_http_layer_are_counted_logged_and_json() {
     assert_json_answer(&head, &body, "request_timeout", &log);
     assert!(log[0]["duration_ms"].as_f64().unwrap() >= 300.0, "{log:?}");
 
+    // The admin port's HTTP layer answers JSON too (its requests are never counted).
+    let app_400 = unmatched(&svc, "other", "400");
+    let (status, head, body) = raw(svc.admin.unwrap(), b"GARBAGE\r\n\r\n");
+    assert_eq!(status, 400, "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(body.contains("\"error\":\"bad_request\""), "{body}");
+    assert_eq!(unmatched(&svc, "other", "400"), app_400, "not counted");
+
     // Negative control: our own 400 (a bad parameter) is counted under its route, once, and
     // not taken for the HTTP layer's.
     let (status, head, body) = raw(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Condition;
-use actix_web::{App, HttpRequest, HttpServer, web};
+use actix_web::{App, HttpRequest, web};
 
 use crate::ServiceInfo;
 use crate::app_port::AppPort;
@@ -22,6 +22,9 @@ use crate::sentry::SentryLayer;
 use crate::stall::{
     StallDetector, StallMonitor, debug_stalls, precreate_series, register_worker, spawn_lag_probe,
 };
+
+/// The admin port's request-head timeout (actix's default): scrapers and probes send at once.
+const ADMIN_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long past the grace the drain waits for a worker whose event loop is blocked.
 const GRACE_OVERRUN: Duration = Duration::from_millis(500);
@@ -313,7 +316,22 @@ impl AdminServer {
                     let ready = web::Data::new(readiness);
                     let stalls = stalls.map(web::Data::new);
                     let probe = web::Data::new(probe);
-                    let server = HttpServer::new(move || {
+                    // Through AppPort too: actix-http's own 400/408/431 get our JSON body here
+                    // (not counted or logged: the admin port's requests never are).
+                    let port = AppPort {
+                        client_request_timeout: ADMIN_HEAD_TIMEOUT,
+                        stall_on: false,
+                        sink: AnswerSink {
+                            metrics: None,
+                            access_log: false,
+                            head_timeout: ADMIN_HEAD_TIMEOUT,
+                        },
+                    };
+                    let builder = actix_server::Server::build()
+                        .workers(1)
+                        .disable_signals()
+                        .shutdown_timeout(1);
+                    let make_app = move || {
                         let mut app = App::new();
                         if let Some(stalls) = &stalls {
                             app = app.app_data(stalls.clone());
@@ -327,12 +345,8 @@ impl AdminServer {
                             .route("/metrics", web::get().to(metrics_handler))
                             .route("/openapi.yaml", web::get().to(openapi))
                             .default_service(web::to(not_found))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener)?
-                    .run();
+                    };
+                    let server = port.listen(builder, listener, make_app)?.run();
                     let _ = tx.send(server.handle());
                     server.await
                 })
