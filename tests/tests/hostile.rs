@@ -656,3 +656,102 @@ fn the_proxy_does_not_pass_on_a_status_http_does_not_have() {
     );
     assert_eq!(gateway.get("/api/async/work/io?ms=1").0, 418);
 }
+
+/// Where the redirects below point: counts every connection made to it.
+fn redirect_target() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/elsewhere", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (url, hits)
+}
+
+/// A dependency that answers every call with a 302 to `location` (and a JSON body, so only
+/// the status can make the call fail).
+fn redirecting_upstream(location: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn service_to_service_clients_refuse_redirects() {
+    let (target, hits) = redirect_target();
+    // Negative control: the target does count a connection made to it.
+    drop(
+        TcpStream::connect(
+            target
+                .trim_start_matches("http://")
+                .trim_end_matches("/elsewhere"),
+        )
+        .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while hits.load(std::sync::atomic::Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let upstream = redirecting_upstream(target);
+    // gateway -> worker (async client), worker -> backend from an event loop (async client)
+    // and from a pool thread (blocking client).
+    let callers = [
+        (
+            "gateway",
+            vec!["--worker-async-url", &upstream],
+            "/api/async/work/io?ms=1",
+        ),
+        (
+            "worker",
+            vec!["--handling", "async", "--backend-url", &upstream],
+            "/work/call?ms=1",
+        ),
+        (
+            "worker",
+            vec!["--handling", "threadpool", "--backend-url", &upstream],
+            "/work/call?ms=1",
+        ),
+    ];
+    for (name, flags, path) in callers {
+        let mut args = vec!["--workers", "1"];
+        args.extend(flags.iter().copied());
+        let svc = start(name, &args);
+        let (status, body) = svc.get(path);
+        assert_eq!(status, 502, "{name} {flags:?}: {body}");
+        assert_eq!(body["error"], "upstream_unavailable", "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("a redirect, not followed"),
+            "{body}"
+        );
+        let failed = sample(
+            &svc.metrics(),
+            "loopscope_upstream_requests_total",
+            &[("outcome", "bad_body")],
+        );
+        assert_eq!(failed, Some(1.0), "{name} {flags:?}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a redirect target was contacted"
+    );
+}

@@ -58,14 +58,21 @@ pub struct ServerArgs {
 
     /// How long a client has to send a request's head after connecting (slowloris guard).
     /// actix dates this deadline from a clock that the event loop itself updates: a request
-    /// that queued behind a stall longer than this gets an empty 408 that no metric or log
-    /// sees. actix's 5 s default did exactly that to every request behind a 6 s block; 30 s
+    /// that queued behind a stall longer than this gets a 408 (counted and logged, endpoint
+    /// UNMATCHED). actix's 5 s default did that to every request behind a 6 s block; 30 s
     /// covers the stalls this lab makes through the gateway and stays under nginx's 60 s.
     /// 0 disables it.
     #[arg(long, env = "LOOPSCOPE_CLIENT_REQUEST_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub client_request_timeout_ms: u64,
 
-    /// On SIGTERM, how long in-flight requests get to finish before connections are closed.
+    /// Most connections the app port holds open at once (split evenly over the workers); past
+    /// it, new connections wait in the listen backlog until one closes. Each open connection
+    /// costs 10 to 12 KB of buffers, so the default bounds a flood to ~50 MB.
+    #[arg(long, env = "LOOPSCOPE_MAX_CONNECTIONS", default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// On SIGTERM, how long in-flight requests get to finish; those still running then are
+    /// answered 503 (shortly before the grace ends), and the process exits.
     #[arg(long, env = "LOOPSCOPE_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
 
@@ -202,6 +209,11 @@ impl ServerArgs {
 
     pub fn client_request_timeout(&self) -> Duration {
         Duration::from_millis(self.client_request_timeout_ms)
+    }
+
+    /// `--max-connections` per worker (actix counts per worker), rounded up.
+    pub fn max_connections_per_worker(&self) -> usize {
+        (self.max_connections as usize).div_ceil(self.workers().max(1))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -7,11 +7,15 @@
 //! SIGTERM that loses no accepted request.
 
 mod access_log;
+mod app_port;
 pub mod blocking;
 pub mod config;
 mod defer;
 pub mod error;
+mod flood_trim;
+pub mod grace_end;
 pub mod health;
+mod http_layer_answers;
 pub mod logging;
 pub mod metrics;
 pub mod panic;
@@ -25,6 +29,7 @@ pub mod server;
 pub mod shed;
 pub mod shutdown;
 pub mod stall;
+pub mod sys;
 pub mod timestamp;
 pub mod upstream;
 

@@ -27,6 +27,7 @@ where
         .route(web::head().to(handler))
         .route(web::method(Method::OPTIONS).to(options))
         .default_service(web::to(method_not_allowed))
+        .wrap(crate::grace_end::AnswerAtGraceEnd)
         .wrap(CatchPanic)
 }
 

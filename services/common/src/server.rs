@@ -8,18 +8,26 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::Condition;
-use actix_web::{App, HttpRequest, HttpServer, web};
+use actix_web::{App, HttpRequest, web};
 
 use crate::ServiceInfo;
+use crate::app_port::AppPort;
 use crate::config::{Layer, ServerArgs};
 use crate::error::ApiError;
 use crate::health::{self, Readiness};
+use crate::http_layer_answers::AnswerSink;
 use crate::metrics::{Telemetry, metrics_handler};
 use crate::request_tracking::RequestTracking;
 use crate::sentry::SentryLayer;
 use crate::stall::{
     StallDetector, StallMonitor, debug_stalls, precreate_series, register_worker, spawn_lag_probe,
 };
+
+/// The admin port's request-head timeout (actix's default): scrapers and probes send at once.
+const ADMIN_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long past the grace the drain waits for a worker whose event loop is blocked.
+const GRACE_OVERRUN: Duration = Duration::from_millis(500);
 
 pub struct Application {
     server: Server,
@@ -139,7 +147,7 @@ impl Application {
             .layer_on(Layer::InFlight)
             .then(|| instruments.http_in_flight.clone());
 
-        let server = HttpServer::new(move || {
+        let make_app = move || {
             // actix calls this factory on each worker thread, inside that worker's runtime.
             if stall_on {
                 spawn_lag_probe(&instruments, lag_interval);
@@ -170,23 +178,27 @@ impl Application {
                     sentry_on,
                     SentryLayer { traces_sample_rate },
                 ))
-        })
-        .on_connect(move |conn, ext| {
-            if stall_on {
-                crate::stall::on_connect(conn, ext);
-            }
-        })
-        .workers(workers)
-        .worker_max_blocking_threads(usize::from(args.blocking_threads))
-        .disable_signals()
-        .shutdown_timeout(args.shutdown_grace_secs)
-        // actix dates this deadline from a clock its event loop updates: after a stall the
-        // clock is stale and requests that waited behind it get an empty 408 (see the flag).
-        .client_request_timeout(args.client_request_timeout())
-        // A client that closes its connection has given up: drop its handler (and so its
-        // queued pool job, see blocking.rs) instead of finishing work nobody will read.
-        .h1_allow_half_closed(false)
-        .listen(app_listener)?
+        };
+        crate::flood_trim::start_trimmer();
+        let builder = actix_server::Server::build()
+            .workers(workers)
+            .worker_max_blocking_threads(usize::from(args.blocking_threads))
+            .max_concurrent_connections(args.max_connections_per_worker())
+            .disable_signals()
+            .shutdown_timeout(args.shutdown_grace_secs);
+        let head_timeout = args.client_request_timeout();
+        let server = AppPort {
+            // actix dates this deadline from a clock its event loop updates: after a stall the
+            // clock is stale and requests that waited behind it get a 408 (see the flag).
+            client_request_timeout: head_timeout,
+            stall_on,
+            sink: AnswerSink {
+                metrics: http_metrics_on.then(|| telemetry.http.clone()),
+                access_log: access_log_on,
+                head_timeout,
+            },
+        }
+        .listen(builder, app_listener, make_app)?
         .run();
 
         let admin = admin_listener
@@ -248,8 +260,26 @@ impl Application {
                 tracing::info!(grace_secs = grace.as_secs(), "draining: not ready, finishing in-flight requests");
                 // The stop is carried out by the server future itself: keep polling it while
                 // waiting, or `stop` waits forever for a command nobody reads.
-                let ((), result) = tokio::join!(handle.stop(true), &mut server);
-                result
+                let drained = async { tokio::join!(handle.stop(true), &mut server).1 };
+                // Shortly before actix closes what is left, those requests get a 503 instead.
+                let grace_end = async {
+                    let cut_after = crate::grace_end::cut_after(grace);
+                    tokio::time::sleep(cut_after).await;
+                    tracing::warn!("shutdown grace ending: requests still running are answered 503");
+                    crate::grace_end::reach();
+                    // A worker whose event loop is blocked in a handler cannot stop; actix
+                    // would wait for it past the grace. Exit without it, like a SIGKILL would.
+                    tokio::time::sleep(grace - cut_after + GRACE_OVERRUN).await;
+                    tracing::error!(
+                        overrun_ms = GRACE_OVERRUN.as_millis() as u64,
+                        "an event loop is still blocked after the shutdown grace; exiting without it"
+                    );
+                    Ok(())
+                };
+                tokio::select! {
+                    result = drained => result,
+                    result = grace_end => result,
+                }
             }
         };
         if let Some(admin) = admin {
@@ -286,7 +316,22 @@ impl AdminServer {
                     let ready = web::Data::new(readiness);
                     let stalls = stalls.map(web::Data::new);
                     let probe = web::Data::new(probe);
-                    let server = HttpServer::new(move || {
+                    // Through AppPort too: actix-http's own 400/408/431 get our JSON body here
+                    // (not counted or logged: the admin port's requests never are).
+                    let port = AppPort {
+                        client_request_timeout: ADMIN_HEAD_TIMEOUT,
+                        stall_on: false,
+                        sink: AnswerSink {
+                            metrics: None,
+                            access_log: false,
+                            head_timeout: ADMIN_HEAD_TIMEOUT,
+                        },
+                    };
+                    let builder = actix_server::Server::build()
+                        .workers(1)
+                        .disable_signals()
+                        .shutdown_timeout(1);
+                    let make_app = move || {
                         let mut app = App::new();
                         if let Some(stalls) = &stalls {
                             app = app.app_data(stalls.clone());
@@ -300,12 +345,8 @@ impl AdminServer {
                             .route("/metrics", web::get().to(metrics_handler))
                             .route("/openapi.yaml", web::get().to(openapi))
                             .default_service(web::to(not_found))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener)?
-                    .run();
+                    };
+                    let server = port.listen(builder, listener, make_app)?.run();
                     let _ = tx.send(server.handle());
                     server.await
                 })

@@ -3,18 +3,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+use common::sys::thread_cpu_time;
 
 pub(crate) fn burn(cpu: Duration) {
     let start = thread_cpu_time();
@@ -31,8 +20,7 @@ pub(crate) fn burn(cpu: Duration) {
 
 /// The OS thread id, as `top -H` and /proc show it: the seed experiments print thread ids.
 pub(crate) fn thread_id() -> i64 {
-    // SAFETY: gettid has no preconditions.
-    i64::from(unsafe { libc::gettid() })
+    common::sys::gettid()
 }
 
 #[cfg(test)]

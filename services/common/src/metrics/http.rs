@@ -91,6 +91,18 @@ impl HttpMetrics {
         registry.register(Box::new(duration.clone()))?;
         Ok(Self { requests, duration })
     }
+
+    /// Counts an answer given below our middleware (actix-http's own 400, 408 and 431, see
+    /// http_layer_answers.rs): no route matched, so `UNMATCHED`. Rare: no handle cache.
+    pub fn observe_unrouted(&self, method: &'static str, status: StatusCode, seconds: f64) {
+        let code = status_label(status);
+        self.requests
+            .with_label_values(&["UNMATCHED", method, code.as_str()])
+            .inc();
+        self.duration
+            .with_label_values(&["UNMATCHED", method, status_class(status)])
+            .observe(seconds);
+    }
 }
 
 type Key = (String, &'static str, StatusCode);

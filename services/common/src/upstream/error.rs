@@ -27,7 +27,7 @@ pub enum UpstreamError {
     BadBody {
         upstream: &'static str,
         status: u16,
-        /// `not JSON` or `too large`.
+        /// `not JSON`, `too large`, `cut short`, or `a redirect, not followed`.
         reason: &'static str,
         at: &'static Location<'static>,
     },

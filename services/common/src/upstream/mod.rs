@@ -41,6 +41,13 @@ impl Reply {
     }
 }
 
+/// Redirects are not followed (see [`client`]); one is a failed call, not an answer to pass on.
+const REDIRECT: &str = "a redirect, not followed";
+
+fn is_redirect(status: u16) -> bool {
+    (300..400).contains(&status)
+}
+
 /// Bodies larger than this are refused (`bad_body`) unless [`Upstream::max_body_bytes`] says.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -191,6 +198,9 @@ impl Upstream {
             let result = async {
                 let mut response = request.send().await.map_err(|e| self.classify(&e, at))?;
                 let status = response.status().as_u16();
+                if is_redirect(status) {
+                    return Err(self.bad_body(status, REDIRECT, at));
+                }
                 if response
                     .content_length()
                     .is_some_and(|n| n > self.max_body as u64)
@@ -266,6 +276,9 @@ impl Upstream {
             request = request.header(name, value);
         }
         let result = match request.call() {
+            Ok(response) if is_redirect(response.status().as_u16()) => {
+                Err(self.bad_body(response.status().as_u16(), REDIRECT, at))
+            }
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 match response
