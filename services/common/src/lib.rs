@@ -38,7 +38,7 @@ pub use error::ApiError;
 pub use metrics::Telemetry;
 pub use params::Params;
 pub use route::get_route;
-pub use run::run;
+pub use run::{Background, run, run_with_background};
 
 /// Who a process is: the `service` and `handling` labels on every metric and Sentry event.
 #[derive(Clone, Debug)]

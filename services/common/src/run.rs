@@ -1,4 +1,6 @@
 //! The whole life of a service process, shared by every `main`.
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
 
 use actix_web::web;
@@ -8,6 +10,10 @@ use crate::metrics::Telemetry;
 use crate::server::Application;
 use crate::{ServiceInfo, logging, shutdown};
 
+/// Work a service does beside serving (loadgen's steady traffic): it runs on the actix
+/// System's thread from the moment the server listens, and is dropped when shutdown begins.
+pub type Background = Pin<Box<dyn Future<Output = ()>>>;
+
 /// Logs and Sentry first, in this synchronous function, before any runtime exists (the
 /// Sentry client must be bound before the first request); then the actix System,
 /// the server, the drain; then Sentry's flush, bounded by its timeout.
@@ -16,17 +22,28 @@ where
     F: FnOnce(&Telemetry) -> Result<C, String>,
     C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
+    run_with_background(service, args, |telemetry| {
+        Ok((make_routes(telemetry)?, None))
+    })
+}
+
+/// [`run`], plus a [`Background`] task made with the routes.
+pub fn run_with_background<F, C>(service: ServiceInfo, args: ServerArgs, make: F) -> ExitCode
+where
+    F: FnOnce(&Telemetry) -> Result<(C, Option<Background>), String>,
+    C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
     // Held to the end: dropping it flushes the log lines still queued.
     let _log_writer = logging::init(args.log_format);
     let sentry = crate::sentry::init(&service, &args.sentry);
     let result = Telemetry::new(&service)
         .map_err(|e| e.to_string())
-        .and_then(|telemetry| Ok((make_routes(&telemetry)?, telemetry)))
-        .and_then(|(routes, telemetry)| {
+        .and_then(|telemetry| Ok((make(&telemetry)?, telemetry)))
+        .and_then(|((routes, background), telemetry)| {
             actix_web::rt::System::new()
                 .block_on(async {
                     let signals = shutdown::Signals::install()?;
-                    let app = Application::build(&service, &args, &telemetry, routes)?;
+                    let app = Application::build(&service, &args, &telemetry, routes).await?;
                     tracing::info!(
                         service = service.name,
                         handling = service.handling.unwrap_or("-"),
@@ -35,9 +52,13 @@ where
                         workers = args.workers(),
                         "listening"
                     );
+                    let background = background.map(actix_web::rt::spawn);
                     app.run_until_stopped(async {
                         let signal = signals.recv().await;
                         tracing::info!(signal, "shutdown requested");
+                        if let Some(task) = &background {
+                            task.abort();
+                        }
                     })
                     .await
                 })

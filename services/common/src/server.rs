@@ -63,8 +63,9 @@ async fn openapi() -> actix_web::HttpResponse {
 }
 
 impl Application {
-    /// Binds and starts serving; call inside an actix System.
-    pub fn build<C>(
+    /// Binds and starts serving; call inside an actix System. Waits for the admin server
+    /// without blocking the System's thread.
+    pub async fn build<C>(
         service: &ServiceInfo,
         args: &ServerArgs,
         telemetry: &Telemetry,
@@ -201,18 +202,22 @@ impl Application {
         .listen(builder, app_listener, make_app)?
         .run();
 
-        let admin = admin_listener
-            .map(|listener| {
+        let admin = match admin_listener {
+            Some(listener) => {
                 let probe = health::AppProbe::new(app_addr).map_err(io::Error::other)?;
-                AdminServer::start(
-                    listener,
-                    telemetry.registry.clone(),
-                    readiness.clone(),
-                    probe,
-                    monitor.clone(),
+                Some(
+                    AdminServer::start(
+                        listener,
+                        telemetry.registry.clone(),
+                        readiness.clone(),
+                        probe,
+                        monitor.clone(),
+                    )
+                    .await?,
                 )
-            })
-            .transpose()?;
+            }
+            None => None,
+        };
 
         Ok(Self {
             server,
@@ -283,7 +288,7 @@ impl Application {
             }
         };
         if let Some(admin) = admin {
-            admin.stop();
+            admin.stop().await;
         }
         tracing::info!("stopped");
         result
@@ -299,7 +304,7 @@ struct AdminServer {
 }
 
 impl AdminServer {
-    fn start(
+    async fn start(
         listener: TcpListener,
         registry: crate::metrics::Registry,
         readiness: Readiness,
@@ -307,7 +312,7 @@ impl AdminServer {
         stalls: Option<StallMonitor>,
     ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("loopscope-admin".into())
             .spawn(move || {
@@ -351,9 +356,18 @@ impl AdminServer {
                     server.await
                 })
             })?;
-        let handle = rx
-            .recv()
-            .map_err(|_| io::Error::other("the admin server failed to start"))?;
+        let handle = match rx.await {
+            Ok(handle) => handle,
+            // The thread ended before it could serve: its own error says why.
+            Err(_) => {
+                return Err(tokio::task::spawn_blocking(move || thread.join())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(Result::err)
+                    .unwrap_or_else(|| io::Error::other("the admin server failed to start")));
+            }
+        };
         Ok(Self {
             addr,
             handle,
@@ -361,12 +375,12 @@ impl AdminServer {
         })
     }
 
-    fn stop(self) {
-        // The admin server has nothing worth draining; stop it and let its thread end.
-        let handle = self.handle;
-        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)))
-            .join()
-            .ok();
-        let _ = self.thread.join();
+    /// Stops it without blocking the caller's event loop: the stop command goes to the admin
+    /// server's own System, and its thread is joined on the blocking pool.
+    async fn stop(self) {
+        // The admin server has nothing worth draining.
+        self.handle.stop(false).await;
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 }

@@ -13,7 +13,6 @@
 //! `unreachable`.
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
@@ -288,8 +287,8 @@ impl Traffic {
 }
 
 /// Checks the flags, then runs as a loopscope service: /healthz, /readyz and /metrics on the
-/// admin port, JSON logs, Sentry, the drain. The traffic starts with the server, on the actix
-/// System's own arbiter, and stops at SIGTERM.
+/// admin port, JSON logs, Sentry, the drain. The traffic is the service's background task: it
+/// starts when the server listens, on the actix System's thread, and stops at SIGTERM.
 pub fn main(args: ServeArgs) -> ExitCode {
     let traffic = match Traffic::from_args(&args) {
         Ok(t) => Arc::new(t),
@@ -304,26 +303,10 @@ pub fn main(args: ServeArgs) -> ExitCode {
         default_port: ports::LOADGEN.app,
         default_admin_port: ports::LOADGEN.admin,
     };
-    common::run(service, args.server, move |telemetry| {
+    common::run_with_background(service, args.server, move |telemetry| {
         let metrics = ClientMetrics::new(&telemetry.meter());
-        let started = Arc::new(AtomicBool::new(false));
-        // actix builds the app once per worker, inside the running System: the first build
-        // starts the traffic, on the System's arbiter (the main thread's runtime) rather than
-        // on that worker, so it lives exactly as long as the System.
-        Ok(move |_: &mut web::ServiceConfig| {
-            if started.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            let run = traffic.clone().run(metrics.clone());
-            match actix_web::rt::System::try_current() {
-                Some(system) => {
-                    system.arbiter().spawn(run);
-                }
-                None => {
-                    actix_web::rt::spawn(run);
-                }
-            }
-        })
+        let traffic: common::Background = Box::pin(traffic.run(metrics));
+        Ok((|_: &mut web::ServiceConfig| {}, Some(traffic)))
     })
 }
 
