@@ -17,12 +17,13 @@ pub struct BackendState {
     max_ms: u64,
 }
 
-pub fn state(cli: &Cli) -> Result<web::Data<BackendState>, String> {
+pub fn state(cli: &Cli) -> anyhow::Result<web::Data<BackendState>> {
     if cli.latency_ms > cli.server.max_ms {
-        return Err(format!(
+        anyhow::bail!(
             "--latency-ms {} is above --max-ms {}",
-            cli.latency_ms, cli.server.max_ms
-        ));
+            cli.latency_ms,
+            cli.server.max_ms
+        );
     }
     Ok(web::Data::new(BackendState {
         latency_ms: cli.latency_ms,

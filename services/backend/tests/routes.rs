@@ -88,7 +88,7 @@ async fn other_methods_are_405s() {
 fn a_default_latency_above_max_ms_is_refused_at_start() {
     let err = state(&cli(&["--latency-ms", "2000", "--max-ms", "1000"])).err();
     assert_eq!(
-        err.as_deref(),
+        err.map(|e| e.to_string()).as_deref(),
         Some("--latency-ms 2000 is above --max-ms 1000")
     );
 }

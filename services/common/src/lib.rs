@@ -29,6 +29,7 @@ pub mod server;
 pub mod shed;
 pub mod shutdown;
 pub mod stall;
+pub mod startup;
 pub mod sys;
 pub mod timestamp;
 pub mod upstream;

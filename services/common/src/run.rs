@@ -8,6 +8,7 @@ use actix_web::web;
 use crate::config::ServerArgs;
 use crate::metrics::Telemetry;
 use crate::server::Application;
+use crate::startup::StartupError;
 use crate::{ServiceInfo, logging, shutdown};
 
 /// Work a service does beside serving (loadgen's steady traffic): it runs on the actix
@@ -19,7 +20,7 @@ pub type Background = Pin<Box<dyn Future<Output = ()>>>;
 /// the server, the drain; then Sentry's flush, bounded by its timeout.
 pub fn run<F, C>(service: ServiceInfo, args: ServerArgs, make_routes: F) -> ExitCode
 where
-    F: FnOnce(&Telemetry) -> Result<C, String>,
+    F: FnOnce(&Telemetry) -> anyhow::Result<C>,
     C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
     run_with_background(service, args, |telemetry| {
@@ -30,20 +31,25 @@ where
 /// [`run`], plus a [`Background`] task made with the routes.
 pub fn run_with_background<F, C>(service: ServiceInfo, args: ServerArgs, make: F) -> ExitCode
 where
-    F: FnOnce(&Telemetry) -> Result<(C, Option<Background>), String>,
+    F: FnOnce(&Telemetry) -> anyhow::Result<(C, Option<Background>)>,
     C: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 {
     // Held to the end: dropping it flushes the log lines still queued.
     let _log_writer = logging::init(args.log_format);
     let sentry = crate::sentry::init(&service, &args.sentry);
     let result = Telemetry::new(&service)
-        .map_err(|e| e.to_string())
-        .and_then(|telemetry| Ok((make(&telemetry)?, telemetry)))
+        .map_err(StartupError::from)
+        .and_then(|telemetry| {
+            let made = make(&telemetry).map_err(StartupError::Settings)?;
+            Ok((made, telemetry))
+        })
         .and_then(|((routes, background), telemetry)| {
             actix_web::rt::System::new()
                 .block_on(async {
-                    let signals = shutdown::Signals::install()?;
-                    let app = Application::build(&service, &args, &telemetry, routes).await?;
+                    let signals = shutdown::Signals::install().map_err(StartupError::Signals)?;
+                    let app = Application::build(&service, &args, &telemetry, routes)
+                        .await
+                        .map_err(StartupError::Serve)?;
                     tracing::info!(
                         service = service.name,
                         handling = service.handling.unwrap_or("-"),
@@ -61,8 +67,8 @@ where
                         }
                     })
                     .await
+                    .map_err(StartupError::Serve)
                 })
-                .map_err(|e| e.to_string())
         });
     // Flushes queued events, waiting at most the Sentry timeout.
     if let Some(sentry) = sentry {
@@ -71,8 +77,9 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "{} failed", service.name);
-            eprintln!("{}: {e}", service.name);
+            let why = crate::error::error_chain(&e);
+            tracing::error!(error = %why, "{} failed", service.name);
+            eprintln!("{}: {why}", service.name);
             ExitCode::FAILURE
         }
     }

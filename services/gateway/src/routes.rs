@@ -2,6 +2,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
+use anyhow::Context as _;
 use common::upstream::Upstream;
 use common::{ApiError, Params, Telemetry, get_route};
 use contract::{Choice, FanoutMode, Handling, Kind};
@@ -29,7 +30,7 @@ impl GatewayState {
     }
 }
 
-pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>, String> {
+pub fn state(cli: &Cli, telemetry: &Telemetry) -> anyhow::Result<web::Data<GatewayState>> {
     for (flag, url) in [
         ("--worker-async-url", &cli.worker_async_url),
         ("--worker-threadpool-url", &cli.worker_threadpool_url),
@@ -37,9 +38,7 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
         match reqwest::Url::parse(url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
             _ => {
-                return Err(format!(
-                    "{flag} `{url}` is not an http(s) URL, e.g. http://127.0.0.1:8081"
-                ));
+                anyhow::bail!("{flag} `{url}` is not an http(s) URL, e.g. http://127.0.0.1:8081");
             }
         }
     }
@@ -52,8 +51,7 @@ pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<GatewayState>
         );
     }
     let timeout = Duration::from_millis(cli.upstream_timeout_ms);
-    let client = common::upstream::client(timeout)
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let client = common::upstream::client(timeout).context("cannot build the HTTP client")?;
     let instruments = &telemetry.instruments;
     Ok(web::Data::new(GatewayState {
         client,

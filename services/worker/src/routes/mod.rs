@@ -10,6 +10,7 @@ use common::metrics::Instruments;
 use common::upstream::Upstream;
 use common::{Telemetry, get_route};
 
+use anyhow::Context as _;
 use contract::{Choice, Handling, Kind};
 
 use crate::Cli;
@@ -27,11 +28,10 @@ pub struct WorkerState {
     pub(crate) test_routes: bool,
 }
 
-pub fn state(cli: &Cli, telemetry: &Telemetry) -> Result<web::Data<WorkerState>, String> {
+pub fn state(cli: &Cli, telemetry: &Telemetry) -> anyhow::Result<web::Data<WorkerState>> {
     let timeout = Duration::from_millis(cli.upstream_timeout_ms);
-    let client = common::upstream::client(timeout)
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    url_check(&cli.backend_url)?;
+    let client = common::upstream::client(timeout).context("cannot build the HTTP client")?;
+    url_check(&cli.backend_url).map_err(anyhow::Error::msg)?;
     Ok(web::Data::new(WorkerState {
         handling: cli.handling,
         max_ms: cli.server.max_ms,
