@@ -3,7 +3,7 @@
 //!
 //! actix-server drops every connection when its shutdown timeout ends; a middleware cannot
 //! answer from there. So the drain calls [`reach`] a little before that timeout ([`cut_after`]),
-//! and [`AnswerAtGraceEnd`], wrapped around every route by [`crate::get`], answers each request
+//! and [`AnswerAtGraceEnd`], wrapped around every route by [`crate::get_route`], answers each request
 //! still in flight on its own event loop, dropping the handler (which ends a queued pool job,
 //! an upstream call). A loop blocked in a handler cannot answer: its connections are closed by
 //! actix when the grace ends, as before.
@@ -31,18 +31,18 @@ static NOTIFY: Notify = Notify::const_new();
 
 /// When to answer, `grace` after the drain starts: early enough that a live event loop
 /// writes the 503 before actix closes the connections (a quarter of the grace, at most 1 s).
-pub fn cut_after(grace: Duration) -> Duration {
+pub(crate) fn cut_after(grace: Duration) -> Duration {
     grace.saturating_sub((grace / 4).min(Duration::from_secs(1)))
 }
 
 /// Answers every request in flight, and every later one, with 503.
-pub fn reach() {
+pub(crate) fn reach() {
     REACHED.store(true, Ordering::SeqCst);
     NOTIFY.notify_waiters();
 }
 
 /// The middleware: the handler's answer, or a 503 when the grace ends first.
-pub struct AnswerAtGraceEnd;
+pub(crate) struct AnswerAtGraceEnd;
 
 impl<S, B> Transform<S, ServiceRequest> for AnswerAtGraceEnd
 where
@@ -59,7 +59,7 @@ where
     }
 }
 
-pub struct GraceEndMiddleware<S> {
+pub(crate) struct GraceEndMiddleware<S> {
     service: S,
 }
 

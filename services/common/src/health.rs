@@ -8,23 +8,23 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub(crate) struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
-    pub fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.0.store(ready, Ordering::SeqCst);
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }
 
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+pub(crate) async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     if readiness.is_ready() {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
@@ -36,7 +36,7 @@ pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
 /// a thread of its own, so without it a hung app port (every event loop blocked, say on a
 /// log write) would still be reported ready.
 #[derive(Clone)]
-pub struct AppProbe {
+pub(crate) struct AppProbe {
     url: String,
     client: reqwest::Client,
 }
@@ -45,7 +45,7 @@ pub struct AppProbe {
 const APP_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AppProbe {
-    pub fn new(app: std::net::SocketAddr) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(app: std::net::SocketAddr) -> Result<Self, reqwest::Error> {
         // A wildcard bind (0.0.0.0 in a container) is reached on loopback.
         let mut addr = app;
         if addr.ip().is_unspecified() {
@@ -74,7 +74,7 @@ impl AppProbe {
 }
 
 /// The admin port's /readyz: ready only while not draining and the app port answers.
-pub async fn admin_readyz(
+pub(crate) async fn admin_readyz(
     readiness: web::Data<Readiness>,
     probe: web::Data<AppProbe>,
 ) -> HttpResponse {
@@ -93,13 +93,13 @@ pub async fn admin_readyz(
 
 /// The probe routes, shared by the app and the admin server.
 /// Probes answer GET and HEAD alike (a load balancer may use either) and OPTIONS.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(probe("/healthz", healthz))
         .service(probe("/readyz", readyz));
 }
 
 /// A probe route: GET, HEAD and OPTIONS.
-pub fn probe<F, Args>(path: &str, handler: F) -> actix_web::Resource
+pub(crate) fn probe<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,

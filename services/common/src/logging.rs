@@ -30,7 +30,7 @@ const LOG_WRITE_BYTES: usize = 4096;
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
 
 /// Lines dropped because stdout did not keep up (0 before `init`).
-pub fn dropped_lines() -> u64 {
+pub(crate) fn dropped_lines() -> u64 {
     DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
 }
 
@@ -42,7 +42,7 @@ const FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// complaint, which blocks forever on the very stdout that is stuck, so a process whose
 /// stdout nobody reads would never exit on SIGTERM. The flush runs on a thread of its own
 /// and the exit goes on without it when stdout does not move.
-pub struct LogWriterGuard(Option<WorkerGuard>);
+pub(crate) struct LogWriterGuard(Option<WorkerGuard>);
 
 impl Drop for LogWriterGuard {
     fn drop(&mut self) {
@@ -61,7 +61,7 @@ impl Drop for LogWriterGuard {
 }
 
 /// Installs the subscriber.
-pub fn init(format: LogFormat) -> LogWriterGuard {
+pub(crate) fn init(format: LogFormat) -> LogWriterGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)

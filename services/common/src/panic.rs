@@ -18,7 +18,7 @@ use futures_util::FutureExt;
 use crate::error::json_error;
 
 /// Wraps one route (see route.rs): a panic in its handler becomes a 500 JSON.
-pub struct CatchPanic;
+pub(crate) struct CatchPanic;
 
 impl<S, B> Transform<S, ServiceRequest> for CatchPanic
 where
@@ -38,7 +38,7 @@ where
     }
 }
 
-pub struct CatchPanicMiddleware<S> {
+pub(crate) struct CatchPanicMiddleware<S> {
     service: Rc<S>,
 }
 

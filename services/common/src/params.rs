@@ -210,7 +210,7 @@ const MAX_ECHO_CHARS: usize = 64;
 /// Most unknown parameter names listed in one error.
 const MAX_ECHOED_NAMES: usize = 5;
 
-/// Client input as echoed back: at most [`MAX_ECHO_CHARS`] characters, so a 60 KB value does
+/// Client input as echoed back: at most `MAX_ECHO_CHARS` (64) characters, so a 60 KB value does
 /// not become a 60 KB error body and log line.
 pub fn clip(raw: &str) -> String {
     match raw.char_indices().nth(MAX_ECHO_CHARS) {

@@ -41,11 +41,11 @@ fn next_counter() -> u64 {
 
 /// One request's id: `Copy`, 32 bytes on the stack; `as_str` borrows it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RequestId([u8; 32]);
+pub(crate) struct RequestId([u8; 32]);
 
 impl RequestId {
     /// A new id, unique within this process.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::from_parts(process_prefix(), next_counter())
     }
 
@@ -59,15 +59,9 @@ impl RequestId {
         Self(buf)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written into the buffer.
         std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-
-    /// The id as an `x-request-id` header value (hex digits are always a valid value).
-    pub fn header_value(&self) -> actix_web::http::header::HeaderValue {
-        actix_web::http::header::HeaderValue::from_bytes(&self.0)
-            .unwrap_or_else(|_| actix_web::http::header::HeaderValue::from_static("invalid"))
     }
 }
 
@@ -105,7 +99,6 @@ mod tests {
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
         assert_eq!(&id.as_str()[..16], format!("{:016x}", process_prefix()));
-        assert_eq!(id.header_value().to_str().ok(), Some(id.as_str()));
     }
 
     #[test]

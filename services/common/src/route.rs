@@ -32,7 +32,7 @@ where
 }
 
 /// `OPTIONS`: no body, the methods in `Allow`.
-pub async fn options() -> actix_web::HttpResponse {
+pub(crate) async fn options() -> actix_web::HttpResponse {
     actix_web::HttpResponse::NoContent()
         .insert_header((
             actix_web::http::header::ALLOW,

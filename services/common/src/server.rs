@@ -29,7 +29,7 @@ const ADMIN_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long past the grace the drain waits for a worker whose event loop is blocked.
 const GRACE_OVERRUN: Duration = Duration::from_millis(500);
 
-pub struct Application {
+pub(crate) struct Application {
     server: Server,
     app_addr: SocketAddr,
     admin: Option<AdminServer>,
@@ -65,7 +65,7 @@ async fn openapi() -> actix_web::HttpResponse {
 impl Application {
     /// Binds and starts serving; call inside an actix System. Waits for the admin server
     /// without blocking the System's thread.
-    pub async fn build<C>(
+    pub(crate) async fn build<C>(
         service: &ServiceInfo,
         args: &ServerArgs,
         telemetry: &Telemetry,
@@ -229,17 +229,20 @@ impl Application {
         })
     }
 
-    pub fn app_addr(&self) -> SocketAddr {
+    pub(crate) fn app_addr(&self) -> SocketAddr {
         self.app_addr
     }
 
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|a| a.addr)
     }
 
     /// Serves until `shutdown` resolves, then drains: not ready, no new connections,
     /// in-flight requests get the grace period to finish.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    pub(crate) async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let Self {
             server,
             admin,

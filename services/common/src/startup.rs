@@ -6,7 +6,7 @@ use std::io;
 use crate::metrics::MetricsError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartupError {
+pub(crate) enum StartupError {
     #[error("cannot set up its metrics")]
     Metrics(#[from] MetricsError),
     /// The service's own settings and state, checked by the function that makes its routes.

@@ -25,7 +25,7 @@ thread_local! {
         thread_id(),
     ));
     /// `"event_loop":"<label>"` on actix worker threads (labelled before they serve).
-    static EVENT_LOOP: Arc<str> = Arc::from(member("event_loop", &common::stall::current_worker_label()));
+    static EVENT_LOOP: Arc<str> = Arc::from(member("event_loop", &common::current_worker_label()));
 }
 
 /// The current thread's cached `"thread":…,"thread_id":…` members.

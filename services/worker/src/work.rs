@@ -49,7 +49,7 @@ pub(crate) async fn perform(
 ) -> Result<WorkReport, ApiError> {
     let started_at = Timestamp::now();
     // The work itself, as a span of the request's transaction when it is sampled.
-    let span = common::sentry::child_span("work", kind.as_str());
+    let span = common::child_span("work", kind.as_str());
     let event_loop = this_event_loop();
     let wait = Duration::from_millis(ms.unwrap_or(0));
     let exec = match (kind, state.handling) {

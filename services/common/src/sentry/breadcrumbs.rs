@@ -14,7 +14,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
-pub struct Breadcrumbs;
+pub(crate) struct Breadcrumbs;
 
 /// Set once the client is up: without Sentry, warnings are not converted at all.
 static ENABLED: AtomicBool = AtomicBool::new(false);

@@ -151,14 +151,14 @@ pub(crate) fn set_request(request: &HttpRequest) {
 }
 
 /// The trace of the current request, to carry to a pool thread ([`Propagation::run`]).
-pub fn propagation() -> Option<Propagation> {
+pub(crate) fn propagation() -> Option<Propagation> {
     with_current(RequestTrace::propagation).or_else(|| ON_POOL_THREAD.with(|p| p.borrow().clone()))
 }
 
 /// What a thread needs to continue a request's trace: for the outgoing headers, the child
 /// spans and the events of a blocking job.
 #[derive(Clone)]
-pub struct Propagation {
+pub(crate) struct Propagation {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
@@ -169,7 +169,7 @@ pub struct Propagation {
 
 impl Propagation {
     /// Runs `f` on this thread as part of the request.
-    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
         let previous = ON_POOL_THREAD.with(|p| p.borrow_mut().replace(self));
         let _restore =
             crate::defer::defer(move || ON_POOL_THREAD.with(|p| *p.borrow_mut() = previous));
@@ -177,7 +177,7 @@ impl Propagation {
     }
 
     /// The `sentry-trace` header value for a call made on behalf of this request.
-    pub fn sentry_trace(&self, span_id: SpanId) -> String {
+    pub(crate) fn sentry_trace(&self, span_id: SpanId) -> String {
         format!(
             "{}-{}-{}",
             self.trace_id,
@@ -187,7 +187,7 @@ impl Propagation {
     }
 
     /// A child span of the request's transaction, when it is sampled.
-    pub fn child(&self, op: &str, description: &str) -> Option<sentry::Span> {
+    pub(crate) fn child(&self, op: &str, description: &str) -> Option<sentry::Span> {
         self.parent
             .as_ref()
             .map(|parent| parent.start_child(op, description))
@@ -206,7 +206,7 @@ pub fn child_span(op: &str, description: &str) -> Option<sentry::Span> {
 }
 
 /// Calls `f` with the current request's trace id in hex, if this task serves a request.
-pub fn with_trace_hex<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+pub(crate) fn with_trace_hex<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
     let mut f = Some(f);
     CURRENT
         .try_with(|t| (f.take().expect("called once"))(Some(t.trace_hex())))
@@ -215,7 +215,7 @@ pub fn with_trace_hex<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
 
 /// The current request's trace and span ids (no allocation), for a report made later from
 /// another thread (the stall capture's).
-pub fn current_trace_context() -> Option<sentry::protocol::TraceContext> {
+pub(crate) fn current_trace_context() -> Option<sentry::protocol::TraceContext> {
     with_current(|t| sentry::protocol::TraceContext {
         trace_id: t.trace_id,
         span_id: t.span_id,

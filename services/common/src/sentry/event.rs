@@ -132,7 +132,7 @@ impl From<&RequestTrace> for TraceIds {
 
 /// Everything a request-bound event carries about its request, as owned data.
 #[derive(Clone, Debug)]
-pub struct RequestSnapshot {
+pub(crate) struct RequestSnapshot {
     /// `GET /work/block`.
     pub transaction: String,
     pub tags: Vec<(&'static str, String)>,
@@ -165,7 +165,7 @@ impl RequestSnapshot {
     }
 
     /// The snapshot of the request this task serves, once it is routed.
-    pub fn current() -> Option<Self> {
+    pub(crate) fn current() -> Option<Self> {
         super::context::with_current(|t| {
             let req = t.request.borrow().clone()?;
             Some(Self::new(
@@ -177,13 +177,13 @@ impl RequestSnapshot {
         .flatten()
     }
 
-    pub fn with_tag(mut self, key: &'static str, value: impl Into<String>) -> Self {
+    pub(crate) fn with_tag(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.tags.push((key, value.into()));
         self
     }
 
     /// Puts the request on `event` (tags already on the event win).
-    pub fn apply(self, event: &mut Event<'static>) {
+    pub(crate) fn apply(self, event: &mut Event<'static>) {
         event.transaction = Some(self.transaction);
         for (key, value) in self.tags {
             event.tags.entry(key.to_owned()).or_insert(value);

@@ -37,12 +37,12 @@ const NOT_IN_APP: &[&str] = &[
 ];
 
 /// `loopscope@0.1.0+3f2a9c1b7e0d`: Sentry groups events and regressions by it.
-pub fn release_name() -> String {
+pub(crate) fn release_name() -> String {
     format!("loopscope@{}+{}", crate::VERSION, crate::REVISION)
 }
 
 /// The client, flushed (within its timeout) when dropped by [`Reporting::close`].
-pub struct Reporting {
+pub(crate) struct Reporting {
     guard: ClientInitGuard,
     timeout: Duration,
 }
@@ -50,7 +50,7 @@ pub struct Reporting {
 impl Reporting {
     /// Flushes queued events and stops, waiting at most the Sentry timeout in all: the
     /// transport's own shutdown can take a request timeout plus a flush timeout.
-    pub fn close(self) {
+    pub(crate) fn close(self) {
         let Self { guard, timeout } = self;
         let (done, closed) = std::sync::mpsc::channel();
         let closing = std::thread::Builder::new()
@@ -69,7 +69,7 @@ impl Reporting {
 }
 
 /// Returns `None` (Sentry off, and the start-up log says so) when no DSN is set.
-pub fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting> {
+pub(crate) fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting> {
     let Some(dsn) = args.dsn() else {
         tracing::info!(reason = "no --sentry-dsn / SENTRY_DSN", "sentry off");
         return None;

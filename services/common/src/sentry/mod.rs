@@ -11,10 +11,10 @@ mod middleware;
 mod panic;
 mod transport;
 
-pub use breadcrumbs::Breadcrumbs;
+pub(crate) use breadcrumbs::Breadcrumbs;
+pub use context::child_span;
 pub(crate) use context::set_request;
-pub use context::{Propagation, child_span, current_trace_context, propagation, with_trace_hex};
-pub use event::RequestSnapshot;
-pub use init::{Reporting, init, release_name};
+pub(crate) use context::{current_trace_context, propagation, with_trace_hex};
+pub(crate) use init::init;
 pub(crate) use middleware::SentryLayer;
-pub use panic::{PoolPanic, take_pool_panic};
+pub(crate) use panic::take_pool_panic;

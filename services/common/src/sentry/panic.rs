@@ -79,16 +79,16 @@ thread_local! {
 
 /// A request's pool job panicked: the report waits for the request's snapshot. Dropped
 /// unreported (the request went away first), it is sent without one.
-pub struct PoolPanic(Option<PanicReport>);
+pub(crate) struct PoolPanic(Option<PanicReport>);
 
 /// On the pool thread, right after the job unwound: the panic the hook kept for it.
-pub fn take_pool_panic() -> PoolPanic {
+pub(crate) fn take_pool_panic() -> PoolPanic {
     PoolPanic(POOL_PANIC.with_borrow_mut(Option::take))
 }
 
 impl PoolPanic {
     /// On the request's event loop: logs the panic with the request and queues its event.
-    pub fn report(mut self) {
+    pub(crate) fn report(mut self) {
         let Some(mut report) = self.0.take() else {
             return;
         };

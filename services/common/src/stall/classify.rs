@@ -1,4 +1,4 @@
-//! Why a thread is stuck, from what Linux says about it in /proc/self/task/<tid>: its
+//! Why a thread is stuck, from what Linux says about it in `/proc/self/task/<tid>`: its
 //! scheduler state (`stat`), the system call it is blocked in (`syscall`) and how its time
 //! split between running and waiting for a CPU (`schedstat`). Plain file reads, done by the
 //! watchdog before it signals the thread (the signal interrupts the syscall).
@@ -6,7 +6,7 @@ use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Classification {
+pub(crate) enum Classification {
     /// Running on a CPU: a busy loop, hashing, parsing, a long synchronous computation.
     Cpu,
     /// Runnable but mostly (over 80%) waiting for a CPU: the machine is overloaded, not the code.
@@ -21,7 +21,7 @@ pub enum Classification {
 }
 
 impl Classification {
-    pub const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Cpu,
         Self::Starved,
         Self::Sleep,
@@ -30,7 +30,7 @@ impl Classification {
         Self::Unknown,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Cpu => "cpu",
             Self::Starved => "starved",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sentry::protocol::TraceContext;
 
-pub struct RequestContext {
+pub(crate) struct RequestContext {
     pub(crate) method: String,
     /// The route pattern, e.g. `/work/block`.
     pub(crate) route: String,
@@ -19,11 +19,14 @@ pub struct RequestContext {
 
 /// The socket of a connection, put in its extensions by [`on_connect`].
 #[derive(Clone, Copy)]
-pub struct ConnSocket(std::os::fd::RawFd);
+pub(crate) struct ConnSocket(std::os::fd::RawFd);
 
 /// `HttpServer::on_connect`: remembers each TCP connection's socket (no syscall), so that a
 /// request read right after a stall can tell how long it sat in the socket behind it.
-pub fn on_connect(connection: &dyn std::any::Any, extensions: &mut actix_web::dev::Extensions) {
+pub(crate) fn on_connect(
+    connection: &dyn std::any::Any,
+    extensions: &mut actix_web::dev::Extensions,
+) {
     use std::os::fd::AsRawFd;
     if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
         extensions.insert(ConnSocket(stream.as_raw_fd()));
@@ -32,7 +35,7 @@ pub fn on_connect(connection: &dyn std::any::Any, extensions: &mut actix_web::de
 
 impl RequestContext {
     /// Call inside the request's service call, within our Sentry layer's request scope.
-    pub fn new(
+    pub(crate) fn new(
         method: &str,
         route: &str,
         request_id: &str,

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 
 use super::report::StallMonitor;
 
-pub async fn debug_stalls(monitor: Option<web::Data<StallMonitor>>) -> HttpResponse {
+pub(crate) async fn debug_stalls(monitor: Option<web::Data<StallMonitor>>) -> HttpResponse {
     match monitor {
         Some(monitor) => HttpResponse::Ok().json(monitor.view()),
         None => HttpResponse::NotFound().json(serde_json::json!({

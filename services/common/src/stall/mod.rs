@@ -33,26 +33,28 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 
-pub use classify::Classification;
-pub use context::{ConnSocket, RequestContext, on_connect};
-pub use debug::debug_stalls;
-pub use report::{CaptureOutcome, StallMonitor, StallRecord};
-pub use routes::{declare_route, precreate_series};
-pub use symbolize::{StackFrame, is_in_app};
+pub(crate) use context::{ConnSocket, RequestContext, on_connect};
+pub(crate) use debug::debug_stalls;
+pub(crate) use report::StallMonitor;
+pub(crate) use routes::{declare_route, precreate_series};
 
 use crate::metrics::Instruments;
 use crate::metrics::names::{LABEL_ENDPOINT, LABEL_WORKER};
 use slot::WorkerSlot;
 
 /// What the poll timer needs, shared by all requests of a process.
-pub struct StallDetector {
+pub(crate) struct StallDetector {
     pub threshold: Duration,
     instruments: Instruments,
     monitor: StallMonitor,
 }
 
 impl StallDetector {
-    pub fn new(threshold: Duration, instruments: Instruments, monitor: StallMonitor) -> Self {
+    pub(crate) fn new(
+        threshold: Duration,
+        instruments: Instruments,
+        monitor: StallMonitor,
+    ) -> Self {
         Self {
             threshold,
             instruments,
@@ -122,7 +124,11 @@ pin_project_lite::pin_project! {
 
 impl<F> PollTimed<F> {
     /// Build it on the worker thread that will poll it (actix futures never move threads).
-    pub fn new(inner: F, request: Arc<RequestContext>, detector: Arc<StallDetector>) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        request: Arc<RequestContext>,
+        detector: Arc<StallDetector>,
+    ) -> Self {
         Self {
             inner,
             request,
@@ -187,7 +193,7 @@ pub fn current_worker_label() -> String {
 /// Numbers this actix worker, gives it a stall slot and registers its runtime's busy time,
 /// once per worker thread; returns its label the first time, `None` after. Call it from the
 /// app factory, which actix runs on each worker thread inside that worker's runtime.
-pub fn register_worker(instruments: &Instruments) -> Option<String> {
+pub(crate) fn register_worker(instruments: &Instruments) -> Option<String> {
     let first = WORKER.with(|w| {
         let mut first = false;
         w.get_or_init(|| {
@@ -210,7 +216,7 @@ pub fn register_worker(instruments: &Instruments) -> Option<String> {
 /// Registers the worker (see [`register_worker`]) and starts, once per worker thread, a task
 /// that sleeps `interval` and records how late it woke up. A late wake-up means something
 /// held the event loop.
-pub fn spawn_lag_probe(instruments: &Instruments, interval: Duration) {
+pub(crate) fn spawn_lag_probe(instruments: &Instruments, interval: Duration) {
     let Some(worker) = register_worker(instruments) else {
         return;
     };

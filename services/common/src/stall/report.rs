@@ -28,7 +28,7 @@ const CAPTURE_GRACE: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CaptureOutcome {
+pub(crate) enum CaptureOutcome {
     Captured,
     Unsupported,
     Failed,
@@ -38,14 +38,14 @@ pub enum CaptureOutcome {
 }
 
 impl CaptureOutcome {
-    pub const COUNTED: [Self; 4] = [
+    pub(crate) const COUNTED: [Self; 4] = [
         Self::Captured,
         Self::Unsupported,
         Self::Failed,
         Self::RateLimited,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Captured => "captured",
             Self::Unsupported => "unsupported",
@@ -87,7 +87,7 @@ pub(crate) enum Message {
 
 /// One stall as `/debug/stalls` shows it.
 #[derive(Clone, Serialize)]
-pub struct StallRecord {
+pub(crate) struct StallRecord {
     pub route: Option<String>,
     pub method: Option<String>,
     pub worker: String,
@@ -206,7 +206,7 @@ pub(crate) struct Settings {
 
 /// The handle the server keeps: where workers send finished stalls, what the admin route reads.
 #[derive(Clone)]
-pub struct StallMonitor {
+pub(crate) struct StallMonitor {
     pub(crate) log: Arc<Mutex<StallLog>>,
     pub(crate) tx: Sender<Message>,
     pub(crate) capture: Option<Duration>,
@@ -215,7 +215,7 @@ pub struct StallMonitor {
 
 impl StallMonitor {
     /// Starts the reporter thread, and the watchdog when `capture` is set.
-    pub fn start(
+    pub(crate) fn start(
         service: &crate::ServiceInfo,
         instruments: Instruments,
         blocked_threshold: Duration,

@@ -15,7 +15,7 @@ use crate::metrics::names::{
 static ROUTES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// Called by [`crate::get_route`] for every route pattern it registers.
-pub fn declare_route(pattern: &str) {
+pub(crate) fn declare_route(pattern: &str) {
     let mut routes = ROUTES.lock().unwrap_or_else(|p| p.into_inner());
     if !routes.contains(pattern) {
         routes.insert(pattern.to_owned());
@@ -24,7 +24,7 @@ pub fn declare_route(pattern: &str) {
 
 /// Creates, at zero, every stall series of every declared route for this worker. Call it on
 /// the worker thread after its routes were configured.
-pub fn precreate_series(instruments: &Instruments) {
+pub(crate) fn precreate_series(instruments: &Instruments) {
     let worker = super::current_worker_label();
     let routes: Vec<String> = ROUTES
         .lock()

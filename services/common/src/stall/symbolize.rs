@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
-pub struct StackFrame {
+pub(crate) struct StackFrame {
     pub function: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
@@ -22,7 +22,7 @@ const IN_APP_CRATES: &[&str] = &["common", "worker", "gateway", "backend", "load
 
 /// Whether a demangled function name belongs to one of our crates: its first path segment,
 /// after any `<` of a trait impl (`<common::stall::PollTimed<F> as Future>::poll`).
-pub fn is_in_app(function: &str) -> bool {
+pub(crate) fn is_in_app(function: &str) -> bool {
     let name = function.trim_start_matches(['<', '&', '*', ' ']);
     let name = name.strip_prefix("mut ").unwrap_or(name);
     let first = name.split("::").next().unwrap_or_default();
