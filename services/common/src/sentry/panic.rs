@@ -188,9 +188,17 @@ fn symbolicate(bt: &Backtrace) -> Stacktrace {
         let ip = frame.ip();
         let before = frames.len();
         backtrace::resolve(ip, |symbol| {
+            let abs_path = symbol.filename().map(|f| f.display().to_string());
+            // Ours by its file, whatever its (in release, often short inlined) name; else
+            // the SDK decides from the function name (in_app_include / in_app_exclude).
+            let ours = abs_path
+                .as_deref()
+                .is_some_and(crate::stall::is_our_source)
+                .then_some(true);
             frames.push(Frame {
                 function: symbol.name().map(|n| format!("{n:#}")),
-                abs_path: symbol.filename().map(|f| f.display().to_string()),
+                in_app: ours,
+                abs_path,
                 filename: symbol
                     .filename()
                     .and_then(|f| f.file_name())

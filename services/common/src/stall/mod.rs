@@ -37,6 +37,7 @@ pub(crate) use context::{ConnSocket, RequestContext, on_connect};
 pub(crate) use debug::debug_stalls;
 pub(crate) use report::StallMonitor;
 pub(crate) use routes::{declare_route, precreate_series};
+pub(crate) use symbolize::is_our_source;
 
 use crate::metrics::Instruments;
 use crate::metrics::names::{LABEL_ENDPOINT, LABEL_WORKER};

@@ -29,6 +29,18 @@ pub(crate) fn is_in_app(function: &str) -> bool {
     IN_APP_CRATES.contains(&first)
 }
 
+/// Whether a source file is one of our crates' (`…/services/worker/src/work.rs`, relative or
+/// absolute, a Docker build's `/src/services/…` too). Release builds keep line tables only:
+/// an inlined function's name is then its short DWARF name (`{closure#0}`, `{async_fn#0}`,
+/// `here<…>`) with no crate path, and only its file says it is ours.
+pub(crate) fn is_our_source(file: &str) -> bool {
+    IN_APP_CRATES.iter().any(|krate| {
+        file.contains(&format!("services/{krate}/src/"))
+            && !file.contains("/.cargo/registry/")
+            && !file.starts_with("/rustc/")
+    })
+}
+
 /// Innermost first, as captured; inlined functions appear as frames of their own.
 pub(crate) fn symbolize(addresses: &[u64]) -> Vec<StackFrame> {
     let mut frames = Vec::with_capacity(addresses.len());
@@ -39,10 +51,11 @@ pub(crate) fn symbolize(addresses: &[u64]) -> Vec<StackFrame> {
                 .name()
                 .map(|n| format!("{n:#}"))
                 .unwrap_or_else(|| "<unknown>".to_owned());
+            let file = symbol.filename().map(|f| f.display().to_string());
             frames.push(StackFrame {
-                in_app: is_in_app(&function),
+                in_app: is_in_app(&function) || file.as_deref().is_some_and(is_our_source),
                 function,
-                file: symbol.filename().map(|f| f.display().to_string()),
+                file,
                 line: symbol.lineno(),
                 address: format!("{addr:#x}"),
             });
@@ -74,5 +87,19 @@ mod tests {
         assert!(!is_in_app("<tokio::runtime::Runtime>::block_on"));
         assert!(!is_in_app("clock_nanosleep"));
         assert!(!is_in_app("commonality::x"));
+    }
+
+    #[test]
+    fn an_inlined_frame_is_ours_by_its_file() {
+        assert!(is_our_source("/work/main/services/worker/src/work.rs"));
+        assert!(is_our_source("services/common/src/grace_end.rs"));
+        assert!(is_our_source("/src/services/gateway/src/routes.rs"));
+        assert!(!is_our_source(
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/actix-web-4.18.1/src/handler.rs"
+        ));
+        assert!(!is_our_source(
+            "/rustc/59807616e1fa/library/std/src/thread/functions.rs"
+        ));
+        assert!(!is_our_source("/work/main/services/contractor/src/x.rs"));
     }
 }

@@ -142,10 +142,22 @@ pub(crate) async fn run(stack: &Stack, pace: Pace) -> Result<ExperimentOutcome, 
                 let after = caught::victims(stack, &stack.async_admin, "/work/block").await?;
                 c.victims = Some(after - victims_before);
             }
+            // The function's path, or (a release build's inlined frames have short names)
+            // its file and line.
             let top_app = culprit
                 .as_ref()
                 .and_then(|c| c.frames.iter().find(|f| f.in_app))
-                .map(|f| f.function.clone());
+                .map(|f| match (&f.file, f.line) {
+                    (Some(file), Some(line)) if !f.function.contains("::") => {
+                        format!(
+                            "{} ({}:{line})",
+                            f.function,
+                            file.rsplit("/src/").next().unwrap_or(file)
+                        )
+                    }
+                    _ => f.function.clone(),
+                });
+            let in_work = |f: &str| f.starts_with("worker::work") || f.contains("(work.rs:");
             checks.push(Check {
                 label: "async + block: #5's stack caught while it blocked".to_owned(),
                 predicted: "sleep, in worker::work".to_owned(),
@@ -158,7 +170,7 @@ pub(crate) async fn run(stack: &Stack, pace: Pace) -> Result<ExperimentOutcome, 
                 pass: culprit
                     .as_ref()
                     .is_some_and(|c| c.classification == "sleep")
-                    && top_app.is_some_and(|f| f.starts_with("worker::work")),
+                    && top_app.as_deref().is_some_and(in_work),
             });
             timeline.culprit = culprit;
             checks.push(check::count(
