@@ -94,7 +94,7 @@ impl PoolPanic {
         };
         report.request = RequestSnapshot::current();
         log(&report);
-        queue(report);
+        to_reporter(report);
     }
 }
 
@@ -102,7 +102,7 @@ impl Drop for PoolPanic {
     fn drop(&mut self) {
         if let Some(report) = self.0.take() {
             log(&report);
-            queue(report);
+            to_reporter(report);
         }
     }
 }
@@ -157,13 +157,19 @@ fn hook(info: &PanicHookInfo<'_>) {
 
 /// Hands `report` to the reporter thread; a panic outside any request is built here.
 fn queue(report: PanicReport) {
-    let Some(queue) = QUEUED.get() else { return };
     if report.request.is_none() {
         // Not a request: the thread (or process) may be about to end, and it is not serving
         // anyone. Build the event here; the transport still sends it from its own thread.
         capture(report);
         return;
     }
+    to_reporter(report);
+}
+
+/// Hands `report` to the reporter thread, never waiting: a pool job's panic is reported from
+/// the request's event loop, which must not symbolicate, whether or not the request is known.
+fn to_reporter(report: PanicReport) {
+    let Some(queue) = QUEUED.get() else { return };
     match queue.try_send(report) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
