@@ -80,6 +80,7 @@ pub(crate) fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting
         Arc::new(super::transport::BackingOffTransport::new(
             options,
             agent.clone(),
+            timeout,
         ))
     };
     let release = args

@@ -26,6 +26,8 @@ use sentry::protocol::{EnvelopeFilterCallbacks, EnvelopeItem};
 use sentry::transports::{RateLimiter, RateLimitingCategory};
 use sentry::{ClientOptions, Envelope, Transport, TransportOptions};
 
+use super::pipeline::{Endpoint, Pipeline, Reply, RoundError};
+
 /// The first backoff after a failed send, and the longest.
 const FIRST_BACKOFF_SECS: u64 = 1;
 const MAX_BACKOFF_SECS: u64 = 60;
@@ -33,9 +35,10 @@ const MAX_BACKOFF_SECS: u64 = 60;
 /// the queue, so handing over an envelope never wakes it: a wake is a futex call on the
 /// event loop that finished the transaction, and a context switch on its core, for each
 /// sampled request. An event reaches Sentry at most this much later.
-const POLL: Duration = Duration::from_millis(25);
-/// Envelopes queued beyond this are dropped (and recorded as lost): the SDK's default.
-const DEFAULT_CAPACITY: usize = 64;
+const POLL: Duration = Duration::from_millis(10);
+/// Envelopes queued beyond this are dropped (and recorded as lost): a few polls' worth at
+/// thousands of sampled requests a second, a few hundred KiB at most.
+const DEFAULT_CAPACITY: usize = 1024;
 
 enum Task {
     Send(Box<Envelope>),
@@ -112,10 +115,12 @@ pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
 }
 
 impl BackingOffTransport {
-    pub(crate) fn new(options: &ClientOptions, agent: ureq::Agent) -> Self {
+    pub(crate) fn new(options: &ClientOptions, agent: ureq::Agent, timeout: Duration) -> Self {
         let TransportOptions {
             dsn,
             user_agent,
+            http_proxy,
+            https_proxy,
             client_report_recorder,
             transport_channel_capacity,
             ..
@@ -124,17 +129,25 @@ impl BackingOffTransport {
         let capacity = transport_channel_capacity.map_or(DEFAULT_CAPACITY, |c| c.get());
         let (queue, tasks) = sync_channel(capacity);
         let stop = Arc::new(AtomicBool::new(false));
+        let auth = dsn.to_auth(Some(&user_agent)).to_string();
+        // Behind a proxy, ureq (which speaks to proxies) sends one envelope at a time.
+        let proxied = http_proxy.is_some() || https_proxy.is_some();
+        let way = if proxied {
+            Way::OneByOne
+        } else {
+            Way::Pipelined(Pipeline::new(Endpoint::new(&dsn, &auth, timeout)))
+        };
         let sender = EnvelopeSender {
+            way,
             agent,
             // Prepared once: per envelope, parsing the URL and the auth header cost ~30 k
             // instructions (callgrind).
             url: dsn.envelope_api_url().to_string(),
-            auth: dsn.to_auth(Some(&user_agent)).to_string(),
+            auth,
             host: dsn.host().to_owned(),
             recorder: client_report_recorder.clone(),
             backoff_secs: 0,
             limits: RateLimiter::new(),
-            body: Vec::with_capacity(4096),
         };
         let thread = std::thread::Builder::new()
             .name("loopscope-sentry-send".into())
@@ -152,8 +165,21 @@ impl BackingOffTransport {
     }
 }
 
+/// The most envelopes sent in one pipelined write.
+const MAX_BATCH: usize = 64;
+
+/// How the sender talks to Sentry.
+enum Way {
+    /// Everything queued in one write on a kept-alive connection ([`Pipeline`]).
+    Pipelined(Pipeline),
+    /// One envelope per request through ureq: behind a proxy, or when the server does not
+    /// keep connections alive or answered something the pipeline does not read.
+    OneByOne,
+}
+
 /// The sending thread's state.
 struct EnvelopeSender {
+    way: Way,
     agent: ureq::Agent,
     url: String,
     auth: String,
@@ -162,23 +188,39 @@ struct EnvelopeSender {
     /// Seconds of the backoff in force; 0 while sends succeed.
     backoff_secs: u64,
     limits: RateLimiter,
-    /// The serialised envelope, reused.
-    body: Vec<u8>,
 }
 
 impl EnvelopeSender {
     fn run(mut self, tasks: &Receiver<Task>, stop: &AtomicBool) {
         loop {
-            match tasks.try_recv() {
-                Ok(Task::Send(envelope)) => self.send(*envelope),
-                Ok(Task::Flush(done)) => {
-                    let _ = done.try_send(());
+            let mut batch = Vec::new();
+            let mut flushes = Vec::new();
+            let mut gone = false;
+            while batch.len() < MAX_BATCH {
+                match tasks.try_recv() {
+                    Ok(Task::Send(envelope)) => batch.push(*envelope),
+                    Ok(Task::Flush(done)) => flushes.push(done),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        gone = true;
+                        break;
+                    }
                 }
-                Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) if stop.load(Ordering::Relaxed) => return,
+            }
+            let idle = batch.is_empty() && flushes.is_empty();
+            if !batch.is_empty() {
+                self.send(batch);
+            }
+            for done in flushes {
+                let _ = done.try_send(());
+            }
+            if gone || (idle && stop.load(Ordering::Relaxed)) {
+                return;
+            }
+            if idle {
                 // The transport's own thread, never an event loop (see POLL).
                 #[allow(clippy::disallowed_methods)]
-                Err(TryRecvError::Empty) => std::thread::sleep(POLL),
+                std::thread::sleep(POLL);
             }
         }
     }
@@ -201,30 +243,95 @@ impl EnvelopeSender {
         ))
     }
 
-    fn send(&mut self, envelope: Envelope) {
-        if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
-            self.recorder
-                .record_lost_data(&envelope, LostReason::RatelimitBackoff);
+    fn send(&mut self, batch: Vec<Envelope>) {
+        let mut ready = Vec::with_capacity(batch.len());
+        for envelope in batch {
+            if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
+                self.recorder
+                    .record_lost_data(&envelope, LostReason::RatelimitBackoff);
+                continue;
+            }
+            let Some(envelope) = self.within_limits(envelope) else {
+                continue;
+            };
+            let mut body = Vec::with_capacity(2048);
+            if envelope.to_writer(&mut body).is_err() {
+                self.recorder
+                    .record_lost_data(&envelope, LostReason::InternalError);
+                continue;
+            }
+            ready.push((envelope, body));
+        }
+        if ready.is_empty() {
             return;
         }
-        let Some(envelope) = self.within_limits(envelope) else {
+        let Way::Pipelined(pipeline) = &mut self.way else {
+            self.send_one_by_one(ready);
             return;
         };
-        self.body.clear();
-        if envelope.to_writer(&mut self.body).is_err() {
-            self.recorder
-                .record_lost_data(&envelope, LostReason::InternalError);
-            return;
+        let bodies: Vec<&[u8]> = ready.iter().map(|(_, body)| body.as_slice()).collect();
+        let (replies, error) = pipeline.round(&bodies);
+        let sent = bodies.len();
+        let proven = pipeline.proven;
+        let answered = replies.len();
+        for ((envelope, _), reply) in ready.iter().zip(replies) {
+            self.answered(envelope, &reply);
         }
+        let rest = ready.into_iter().skip(answered);
+        let fall_back_because = match &error {
+            None if answered == sent => return,
+            // Answered in part without an error: the server closed after a reply.
+            None => "sentry closes the connection after a reply",
+            Some(RoundError::Protocol(what)) => what,
+            // A first round that fails past the TCP connection (TLS, something in the way
+            // that is not HTTP/1.1): ureq, which is known to work, takes over.
+            Some(RoundError::Io(_)) if !proven => "the first pipelined round failed",
+            Some(error) => {
+                for (envelope, _) in rest {
+                    self.recorder
+                        .record_lost_data(&envelope, LostReason::NetworkError);
+                }
+                self.unreachable(error);
+                return;
+            }
+        };
+        self.fall_back(fall_back_because, error.as_ref());
+        self.send_one_by_one(rest);
+    }
+
+    /// Through ureq, in order, until one cannot reach Sentry: the rest are held back with
+    /// the backoff that failure starts, not tried one by one.
+    fn send_one_by_one(&mut self, envelopes: impl IntoIterator<Item = (Envelope, Vec<u8>)>) {
+        for (envelope, body) in envelopes {
+            if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
+                self.recorder
+                    .record_lost_data(&envelope, LostReason::RatelimitBackoff);
+            } else {
+                self.send_one(&envelope, body);
+            }
+        }
+    }
+
+    /// Leaves the pipeline for ureq, one envelope at a time, for good.
+    fn fall_back(&mut self, why: &str, error: Option<&RoundError>) {
+        tracing::info!(
+            sentry_host = %self.host,
+            reason = why,
+            error = error.map(tracing::field::display),
+            "sentry: envelopes go one request at a time from now on"
+        );
+        self.way = Way::OneByOne;
+    }
+
+    fn send_one(&mut self, envelope: &Envelope, body: Vec<u8>) {
         let sent = self
             .agent
             .post(&self.url)
             .header("x-sentry-auth", &self.auth)
             .content_type("application/x-sentry-envelope")
-            .send(&self.body[..]);
+            .send(&body[..]);
         match sent {
             Ok(mut response) => {
-                self.backoff_secs = 0;
                 let header = |name: &str| {
                     response
                         .headers()
@@ -232,44 +339,60 @@ impl EnvelopeSender {
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned)
                 };
-                let status = response.status().as_u16();
-                if let Some(limit) = header("x-sentry-rate-limits") {
-                    self.limits.update_from_sentry_header(&limit);
-                } else if let Some(after) = header("retry-after") {
-                    self.limits.update_from_retry_after(&after);
-                } else if status == 429 {
-                    self.limits.update_from_429();
-                }
-                if (400..=599).contains(&status) && status != 429 {
-                    self.recorder
-                        .record_lost_data(&envelope, LostReason::SendError);
-                }
+                let reply = Reply {
+                    status: response.status().as_u16(),
+                    rate_limits: header("x-sentry-rate-limits"),
+                    retry_after: header("retry-after"),
+                    closes: false,
+                };
                 // Read to the end (bounded), so the connection is kept for the next one.
                 let _ = response
                     .body_mut()
                     .with_config()
                     .limit(64 * 1024)
                     .read_to_vec();
+                self.answered(envelope, &reply);
             }
             Err(error) => {
                 self.recorder
-                    .record_lost_data(&envelope, LostReason::NetworkError);
-                let was = self.backoff_secs;
-                self.backoff_secs = next_backoff(was);
-                if was == 0 {
-                    tracing::warn!(
-                        sentry_host = %self.host,
-                        error = %error,
-                        backoff_s = self.backoff_secs,
-                        "sentry unreachable: events and transactions are dropped unsent \
-                         while it stays so (backoff 1 s doubling to 60 s)"
-                    );
-                }
-                // Everything is held back for the backoff, as for a rate limit.
-                self.limits
-                    .update_from_retry_after(&self.backoff_secs.to_string());
+                    .record_lost_data(envelope, LostReason::NetworkError);
+                self.unreachable(&error);
             }
         }
+    }
+
+    /// Sentry answered: its rate limits apply, an error status loses the envelope.
+    fn answered(&mut self, envelope: &Envelope, reply: &Reply) {
+        self.backoff_secs = 0;
+        if let Some(limit) = &reply.rate_limits {
+            self.limits.update_from_sentry_header(limit);
+        } else if let Some(after) = &reply.retry_after {
+            self.limits.update_from_retry_after(after);
+        } else if reply.status == 429 {
+            self.limits.update_from_429();
+        }
+        if (400..=599).contains(&reply.status) && reply.status != 429 {
+            self.recorder
+                .record_lost_data(envelope, LostReason::SendError);
+        }
+    }
+
+    /// Sentry could not be reached: back off (doubling), warning once per outage.
+    fn unreachable(&mut self, error: &dyn std::fmt::Display) {
+        let was = self.backoff_secs;
+        self.backoff_secs = next_backoff(was);
+        if was == 0 {
+            tracing::warn!(
+                sentry_host = %self.host,
+                error = %error,
+                backoff_s = self.backoff_secs,
+                "sentry unreachable: events and transactions are dropped unsent \
+                 while it stays so (backoff 1 s doubling to 60 s)"
+            );
+        }
+        // Everything is held back for the backoff, as for a rate limit.
+        self.limits
+            .update_from_retry_after(&self.backoff_secs.to_string());
     }
 }
 
