@@ -52,6 +52,19 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     pub(crate) fn new(dsn: &sentry::types::Dsn, auth: &str, timeout: Duration) -> Self {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        Self::with_roots(dsn, auth, timeout, roots)
+    }
+
+    /// [`Endpoint::new`] trusting `roots` (Mozilla's in production, a test CA in tests).
+    fn with_roots(
+        dsn: &sentry::types::Dsn,
+        auth: &str,
+        timeout: Duration,
+        roots: rustls::RootCertStore,
+    ) -> Self {
         let url = dsn.envelope_api_url();
         let host = dsn.host().to_owned();
         let port = dsn.port();
@@ -71,7 +84,7 @@ impl Endpoint {
             host,
             port,
             head,
-            tls: https.then(tls_config),
+            tls: https.then(|| tls_config(roots)),
             timeout,
         }
     }
@@ -111,10 +124,7 @@ impl Endpoint {
     }
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+fn tls_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -360,237 +370,5 @@ fn skip_chunked(conn: &mut Connection) -> Result<(), RoundError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use std::io::Cursor;
-
-    fn conn(bytes: &[u8]) -> Connection {
-        struct Fake(Cursor<Vec<u8>>);
-        impl Read for Fake {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                // A byte at a time: every partial state is parsed.
-                let n = buf.len().min(1);
-                self.0.read(&mut buf[..n])
-            }
-        }
-        impl Write for Fake {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        Connection {
-            stream: Box::new(Fake(Cursor::new(bytes.to_vec()))),
-            buf: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn replies_are_read_in_order_whatever_their_framing() {
-        let mut c = conn(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n{\"id\":1}\
-              HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nX-Sentry-Rate-Limits: 60:transaction\r\ntransfer-encoding: chunked\r\n\r\n4;x=y\r\nabcd\r\n0\r\nT: 1\r\n\r\n\
-              HTTP/1.1 204 No Content\r\n\r\n\
-              HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nrest",
-        );
-        let first = read_reply(&mut c).unwrap();
-        assert_eq!((first.status, first.closes), (200, false));
-        let second = read_reply(&mut c).unwrap();
-        assert_eq!(second.status, 429);
-        assert_eq!(second.retry_after.as_deref(), Some("60"));
-        assert_eq!(second.rate_limits.as_deref(), Some("60:transaction"));
-        assert_eq!(read_reply(&mut c).unwrap().status, 204);
-        let last = read_reply(&mut c).unwrap();
-        assert_eq!((last.status, last.closes), (200, true));
-    }
-
-    #[test]
-    fn a_truncated_or_foreign_reply_is_an_error_not_a_hang() {
-        let mut c = conn(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort");
-        assert!(matches!(read_reply(&mut c), Err(RoundError::Io(_))));
-        let mut c = conn(b"SSH-2.0-OpenSSH_9.2\r\n");
-        assert!(matches!(read_reply(&mut c), Err(RoundError::Protocol(_))));
-        let mut c = conn(b"HTTP/1.1 200 OK\r\ncontent-length: 999999\r\n\r\n");
-        assert!(matches!(read_reply(&mut c), Err(RoundError::Protocol(_))));
-    }
-
-    /// An envelope receiver on a free port: answers each request as it is read, `200`
-    /// with a JSON body, and closes after the first when `close_after_one`. Counts the
-    /// connections and the requests it took.
-    struct Receiver {
-        port: u16,
-        connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-        requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    fn receiver(close_after_one: bool) -> Receiver {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = std::sync::Arc::new(AtomicUsize::new(0));
-        let requests = std::sync::Arc::new(AtomicUsize::new(0));
-        let (c, r) = (connections.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let mut stream = stream.unwrap();
-                c.fetch_add(1, Ordering::SeqCst);
-                let r = r.clone();
-                std::thread::spawn(move || {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    loop {
-                        // One whole request in `buf`: a head, then content-length bytes.
-                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            match stream.read(&mut chunk) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length: "))
-                            .unwrap()
-                            .trim()
-                            .parse()
-                            .unwrap();
-                        if buf.len() < end + 4 + len {
-                            match stream.read(&mut chunk) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                            continue;
-                        }
-                        buf.drain(..end + 4 + len);
-                        r.fetch_add(1, Ordering::SeqCst);
-                        let close = if close_after_one {
-                            "connection: close\r\n"
-                        } else {
-                            ""
-                        };
-                        let reply = format!(
-                            "HTTP/1.1 200 OK\r\n{close}content-length: 9\r\n\r\n{{\"id\":1}}\n"
-                        );
-                        stream.write_all(reply.as_bytes()).unwrap();
-                        if close_after_one {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Receiver {
-            port,
-            connections,
-            requests,
-        }
-    }
-
-    fn dsn(port: u16) -> sentry::types::Dsn {
-        format!("http://public@127.0.0.1:{port}/1").parse().unwrap()
-    }
-
-    #[test]
-    fn a_round_goes_out_in_one_write_and_the_connection_is_kept() {
-        use std::sync::atomic::Ordering;
-        let rx = receiver(false);
-        let mut pipeline = Pipeline::new(Endpoint::new(
-            &dsn(rx.port),
-            "Sentry sentry_key=public",
-            Duration::from_secs(5),
-        ));
-        let owned: Vec<Vec<u8>> = (0..20).map(|i| format!("{{}}\n{i}").into_bytes()).collect();
-        let bodies: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-        for _ in 0..3 {
-            let (replies, error) = pipeline.round(&bodies);
-            assert!(error.is_none(), "{error:?}");
-            assert_eq!(replies.len(), 20);
-            assert!(replies.iter().all(|r| r.status == 200 && !r.closes));
-        }
-        assert_eq!(rx.requests.load(Ordering::SeqCst), 60);
-        assert_eq!(
-            rx.connections.load(Ordering::SeqCst),
-            1,
-            "one kept-alive connection"
-        );
-    }
-
-    #[test]
-    fn a_server_that_closes_answers_one_and_nothing_is_lost_silently() {
-        let rx = receiver(true);
-        let mut pipeline = Pipeline::new(Endpoint::new(
-            &dsn(rx.port),
-            "Sentry sentry_key=public",
-            Duration::from_secs(5),
-        ));
-        let bodies: Vec<&[u8]> = vec![b"{}"; 5];
-        let (replies, error) = pipeline.round(&bodies);
-        assert!(error.is_none(), "{error:?}");
-        assert_eq!(replies.len(), 1, "the rest are the transport's to resend");
-        assert!(replies[0].closes);
-    }
-
-    #[test]
-    fn a_closed_port_is_a_connect_error_within_the_timeout() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let mut pipeline = Pipeline::new(Endpoint::new(
-            &dsn(port),
-            "Sentry sentry_key=public",
-            Duration::from_millis(500),
-        ));
-        let started = std::time::Instant::now();
-        let (replies, error) = pipeline.round(&[b"{}"]);
-        assert!(replies.is_empty());
-        assert!(matches!(error, Some(RoundError::Connect(_))), "{error:?}");
-        assert!(started.elapsed() < Duration::from_secs(2));
-    }
-
-    #[test]
-    fn a_server_that_never_answers_ends_the_round_at_the_timeout() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut pipeline = Pipeline::new(Endpoint::new(
-            &dsn(port),
-            "Sentry sentry_key=public",
-            Duration::from_millis(300),
-        ));
-        let started = std::time::Instant::now();
-        let (replies, error) = pipeline.round(&[b"{}"]);
-        assert!(replies.is_empty());
-        assert!(matches!(error, Some(RoundError::Io(_))), "{error:?}");
-        // One retry on a fresh connection at most: two timeouts.
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-        drop(listener);
-    }
-
-    #[test]
-    fn the_transport_resends_one_by_one_to_a_server_that_closes_and_loses_nothing() {
-        use sentry::Transport;
-        use std::sync::atomic::Ordering;
-        let rx = receiver(true);
-        let mut options = sentry::ClientOptions::new();
-        options.dsn = Some(dsn(rx.port));
-        let timeout = Duration::from_secs(5);
-        let transport = crate::sentry::transport::BackingOffTransport::new(
-            &options,
-            crate::sentry::transport::agent(timeout),
-            timeout,
-        );
-        for _ in 0..5 {
-            transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
-        }
-        assert!(transport.flush(timeout), "flushed within the timeout");
-        assert_eq!(rx.requests.load(Ordering::SeqCst), 5);
-    }
-}
+#[path = "pipeline_tests.rs"]
+mod tests;
