@@ -66,9 +66,12 @@ impl Transport for BackingOffTransport {
         }
     }
 
+    /// Waits for everything queued before it to be sent. Called at exit only, from the
+    /// closing thread ([`super::init::Reporting::close`] bounds it), never on an event loop:
+    /// it may wait for room in a full queue.
     fn flush(&self, timeout: Duration) -> bool {
         let (done, flushed) = sync_channel(1);
-        self.queue.try_send(Task::Flush(done)).is_ok() && flushed.recv_timeout(timeout).is_ok()
+        self.queue.send(Task::Flush(done)).is_ok() && flushed.recv_timeout(timeout).is_ok()
     }
 
     fn shutdown(&self, timeout: Duration) -> bool {
