@@ -17,6 +17,7 @@ use launcher::capture::{LISTENING, Lines, listening_addrs, spawn_captured};
 
 use serde_json::Value;
 
+pub mod machine;
 pub mod metrics;
 pub mod prometheus;
 pub mod spotlight;
@@ -176,6 +177,53 @@ pub fn get_text(url: &str) -> (u16, String) {
         .send()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (res.status().as_u16(), res.text().unwrap_or_default())
+}
+
+/// A whole answer: status, headers and JSON body (Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// A response header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// GET with a client of `timeout` and extra request `headers`; `Err` when no answer came
+/// (the connection closed or the client timed out), for tests whose point is that case.
+pub fn try_get_reply(
+    url: &str,
+    timeout: Duration,
+    headers: &[(&str, &str)],
+) -> Result<Reply, reqwest::Error> {
+    let mut request = client(timeout).get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let res = request.send()?;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = serde_json::from_str(&res.text()?).unwrap_or(Value::Null);
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// [`try_get_reply`] that fails the test when no answer came.
+pub fn get_reply(url: &str, timeout: Duration, headers: &[(&str, &str)]) -> Reply {
+    try_get_reply(url, timeout, headers).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The DSN of a Sentry "host" listening at `addr` (a test's own listener).
+pub fn dsn_at(addr: SocketAddr) -> String {
+    format!("http://public@{addr}/0")
 }
 
 /// Sends all `urls` at once, each on its own thread and connection; returns in input order

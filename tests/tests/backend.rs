@@ -3,6 +3,7 @@ use loopscope_tests::{assert_bad_request, start};
 
 #[test]
 fn latency_and_errors_follow_settings_and_per_request_overrides() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("backend", &["--latency-ms", "30", "--workers", "1"]);
     let (status, body) = svc.get("/query");
     assert_eq!(status, 200, "{body}");
@@ -30,6 +31,7 @@ fn latency_and_errors_follow_settings_and_per_request_overrides() {
 
 #[test]
 fn errors_set_at_start_apply_to_every_query() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "backend",
         &["--latency-ms", "1", "--error-rate", "1", "--workers", "1"],

@@ -13,6 +13,7 @@ fn elapsed(body: &Value) -> f64 {
 
 #[test]
 fn compare_runs_one_job_on_both_modes_at_once() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
     let (status, body) = s.gateway.get("/api/compare?kind=io&ms=200");
     assert_eq!(status, 200, "{body}");
@@ -38,6 +39,7 @@ fn compare_runs_one_job_on_both_modes_at_once() {
 
 #[test]
 fn fanout_reproduces_seed_003() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
     let run = |q: &str| {
         let (status, body) = s.gateway.get(&format!("/api/fanout?n=10&ms=100&{q}"));
@@ -70,6 +72,7 @@ fn fanout_reproduces_seed_003() {
 
 #[test]
 fn proxy_returns_the_workers_answer() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
     let (status, body) = s.gateway.get("/api/threadpool/work/cpu?ms=5");
     assert_eq!(
@@ -86,6 +89,7 @@ fn proxy_returns_the_workers_answer() {
 
 #[test]
 fn bad_input_is_refused_before_any_call() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
     let g = &s.gateway;
     assert_bad_request(g, "/api/compare?kind=teleport&ms=1", "kind");
@@ -109,6 +113,7 @@ fn bad_input_is_refused_before_any_call() {
 
 #[test]
 fn a_worker_that_is_down_or_hangs_gives_502_or_504_within_the_timeout() {
+    let _machine = loopscope_tests::machine::shared();
     let (_hole, hung) = black_hole();
     let down = closed_port_url();
     let gateway = start(

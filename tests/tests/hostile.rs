@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use loopscope_tests::metrics::sample;
 use loopscope_tests::stack::{Stack, StackArgs};
-use loopscope_tests::{bin, client, get, get_concurrently, start};
+use loopscope_tests::{Reply, bin, client, get, get_concurrently, get_reply, start};
 
 /// A small deterministic generator: no dependency, reproducible failures.
 struct XorShift(u64);
@@ -65,6 +65,7 @@ const SCRAPE_BYTES_BUDGET: usize = 512 * 1024;
 
 #[test]
 fn clients_cannot_create_series_without_bound() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let before = svc.metrics();
     let http = reqwest::blocking::Client::builder()
@@ -134,6 +135,7 @@ fn clients_cannot_create_series_without_bound() {
 
 #[test]
 fn requests_queued_behind_a_6s_block_are_answered_and_counted() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let before = svc.metrics();
     let block_url = svc.url("/work/block?ms=6000");
@@ -168,6 +170,7 @@ fn requests_queued_behind_a_6s_block_are_answered_and_counted() {
 
 #[test]
 fn a_client_that_sends_nothing_still_gets_a_408() {
+    let _machine = loopscope_tests::machine::shared();
     // The head timeout still protects against slowloris: only its stale clock was the bug.
     let svc = start(
         "worker",
@@ -197,6 +200,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn a_worker_whose_stdout_nobody_reads_keeps_answering_and_stops_on_sigterm() {
+    let _machine = loopscope_tests::machine::shared();
     let (port, admin) = (free_port(), free_port());
     let mut child = Command::new(bin("worker"))
         .args([
@@ -277,6 +281,7 @@ fn a_worker_whose_stdout_nobody_reads_keeps_answering_and_stops_on_sigterm() {
 
 #[test]
 fn a_hung_app_port_is_not_ready() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let admin = client(Duration::from_secs(5));
     assert_eq!(
@@ -300,21 +305,6 @@ fn a_hung_app_port_is_not_ready() {
     assert_eq!(body["error"], "not_found", "{body}");
 }
 
-/// GET with a client of `timeout`: status, `Retry-After`, JSON body.
-fn get_full(url: &str, timeout: Duration) -> (u16, Option<String>, serde_json::Value) {
-    let res = client(timeout)
-        .get(url)
-        .send()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = res.status().as_u16();
-    let retry = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (status, retry, res.json().unwrap_or(serde_json::Value::Null))
-}
-
 fn small_stack(gateway: &[&str]) -> Stack {
     Stack::start(StackArgs {
         backend: &["--latency-ms", "10", "--workers", "1"],
@@ -325,6 +315,7 @@ fn small_stack(gateway: &[&str]) -> Stack {
 
 #[test]
 fn a_public_request_orders_a_bounded_amount_of_work() {
+    let _machine = loopscope_tests::machine::shared();
     let s = small_stack(&[]);
     // Work budget: n x ms of cpu/block, compare counting both workers.
     for path in [
@@ -366,11 +357,13 @@ fn a_public_request_orders_a_bounded_amount_of_work() {
 
 #[test]
 fn a_fanout_answers_at_its_deadline_with_the_calls_that_finished() {
+    let _machine = loopscope_tests::machine::shared();
     let s = small_stack(&["--fanout-deadline-ms", "1000"]);
     let started = Instant::now();
-    let (status, _, body) = get_full(
+    let Reply { status, body, .. } = get_reply(
         &s.gateway.url("/api/fanout?n=10&ms=300&mode=sequential"),
         Duration::from_secs(10),
+        &[],
     );
     let took = started.elapsed();
     assert_eq!(status, 504, "{body}");
@@ -392,6 +385,7 @@ fn a_fanout_answers_at_its_deadline_with_the_calls_that_finished() {
 
 #[test]
 fn a_sequential_fanout_to_a_hung_worker_ends_at_the_deadline() {
+    let _machine = loopscope_tests::machine::shared();
     let (_hole, hole_url) = loopscope_tests::black_hole();
     let gateway = start(
         "gateway",
@@ -417,20 +411,21 @@ fn a_sequential_fanout_to_a_hung_worker_ends_at_the_deadline() {
 
 #[test]
 fn the_gateway_sheds_past_its_in_flight_limit() {
+    let _machine = loopscope_tests::machine::shared();
     let s = small_stack(&["--max-in-flight", "2"]);
     let url = s.gateway.url("/api/async/work/io?ms=1500");
     let results: Vec<_> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..6)
-            .map(|_| sc.spawn(|| get_full(&url, Duration::from_secs(10))))
+            .map(|_| sc.spawn(|| get_reply(&url, Duration::from_secs(10), &[])))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let ok = results.iter().filter(|r| r.0 == 200).count();
-    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
     assert_eq!((ok, shed.len()), (2, 4), "{results:?}");
-    for (_, retry, body) in shed {
-        assert_eq!(retry.as_deref(), Some("1"));
-        assert_eq!(body["error"], "overloaded", "{body}");
+    for reply in shed {
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_eq!(reply.body["error"], "overloaded", "{reply:?}");
     }
     // The places are given back.
     assert_eq!(s.gateway.get("/api/async/work/io?ms=1").0, 200);
@@ -454,21 +449,22 @@ fn pool_worker(queue: &str) -> loopscope_tests::Service {
 
 #[test]
 fn a_full_pool_queue_sheds_with_503_and_retry_after() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = pool_worker("2");
     let url = svc.url("/work/io?ms=1000");
     let results: Vec<_> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..8)
-            .map(|_| sc.spawn(|| get_full(&url, Duration::from_secs(10))))
+            .map(|_| sc.spawn(|| get_reply(&url, Duration::from_secs(10), &[])))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let ok = results.iter().filter(|r| r.0 == 200).count();
-    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
     // One running and two waiting; the other five shed.
     assert_eq!((ok, shed.len()), (3, 5), "{results:?}");
-    for (_, retry, body) in &shed {
-        assert_eq!(retry.as_deref(), Some("1"));
-        assert_eq!(body["error"], "pool_queue_full", "{body}");
+    for reply in &shed {
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_eq!(reply.body["error"], "pool_queue_full", "{reply:?}");
     }
     let page = svc.metrics();
     let shed_total = sample(
@@ -481,13 +477,14 @@ fn a_full_pool_queue_sheds_with_503_and_retry_after() {
 
 #[test]
 fn jobs_of_clients_that_gave_up_are_not_run() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = pool_worker("100");
     let slow = svc.url("/work/io?ms=1500");
     let queued = svc.url("/work/io?ms=1000");
     let fresh = svc.url("/work/io?ms=1");
     std::thread::scope(|sc| {
         // Holds the only pool thread for 1.5 s.
-        let first = sc.spawn(|| get_full(&slow, Duration::from_secs(10)));
+        let first = sc.spawn(|| get_reply(&slow, Duration::from_secs(10), &[]));
         std::thread::sleep(Duration::from_millis(200));
         // Ten clients queue behind it and give up after 300 ms.
         let quitters: Vec<_> = (0..10)
@@ -508,14 +505,14 @@ fn jobs_of_clients_that_gave_up_are_not_run() {
         }
         // Had their jobs run, this one would wait 10 s behind them.
         let started = Instant::now();
-        let (status, _, body) = get_full(&fresh, Duration::from_secs(20));
+        let Reply { status, body, .. } = get_reply(&fresh, Duration::from_secs(20), &[]);
         assert_eq!(status, 200, "{body}");
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "{:?}: {body}",
             started.elapsed()
         );
-        assert_eq!(first.join().unwrap().0, 200);
+        assert_eq!(first.join().unwrap().status, 200);
     });
     let page = svc.metrics();
     let abandoned = sample(
@@ -528,6 +525,7 @@ fn jobs_of_clients_that_gave_up_are_not_run() {
 
 #[test]
 fn statuses_without_a_body_have_none_and_compare_fails_when_both_sides_do() {
+    let _machine = loopscope_tests::machine::shared();
     let dead_backend = loopscope_tests::closed_port_url();
     let worker = |handling: &str| {
         start(
@@ -571,6 +569,7 @@ fn statuses_without_a_body_have_none_and_compare_fails_when_both_sides_do() {
 
 #[test]
 fn echoed_input_is_truncated() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let long = "x".repeat(20_000);
     let (status, body) = svc.get(&format!("/work/io?ms={long}"));
@@ -585,6 +584,7 @@ fn echoed_input_is_truncated() {
 
 #[test]
 fn disabled_layers_warn_at_start_and_show_in_a_metric() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -633,6 +633,7 @@ fn odd_upstream(status_line: &'static str) -> String {
 
 #[test]
 fn the_proxy_does_not_pass_on_a_status_http_does_not_have() {
+    let _machine = loopscope_tests::machine::shared();
     let gateway = start(
         "gateway",
         &[
@@ -692,6 +693,7 @@ fn redirecting_upstream(location: String) -> String {
 
 #[test]
 fn service_to_service_clients_refuse_redirects() {
+    let _machine = loopscope_tests::machine::shared();
     let (target, hits) = redirect_target();
     // Negative control: the target does count a connection made to it.
     drop(

@@ -86,6 +86,7 @@ fn assert_json_answer(head: &str, body: &str, code: &str, log: &[serde_json::Val
 
 #[test]
 fn answers_of_the_http_layer_are_counted_logged_and_json() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -168,6 +169,7 @@ fn answers_of_the_http_layer_are_counted_logged_and_json() {
 
 #[test]
 fn a_bad_request_after_a_good_one_on_the_same_connection_keeps_the_first_answer() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let mut stream = TcpStream::connect(svc.app).expect("connect");
     stream

@@ -24,6 +24,7 @@ fn epoch_ms(v: &Value) -> f64 {
 
 #[test]
 fn work_responses_say_where_and_when_the_work_ran() {
+    let _machine = loopscope_tests::machine::shared();
     for &handling in Handling::ALL {
         let svc = start(
             "worker",
@@ -66,6 +67,7 @@ fn work_responses_say_where_and_when_the_work_ran() {
 
 #[test]
 fn async_io_overlaps_on_one_event_loop_while_block_serializes() {
+    let _machine = loopscope_tests::machine::shared();
     // The seed 002 experiment, in milliseconds: one actix worker, five requests of 300 ms.
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let run = |kind: &str| {
@@ -110,6 +112,7 @@ fn async_io_overlaps_on_one_event_loop_while_block_serializes() {
 
 #[test]
 fn threadpool_jobs_queue_when_the_pool_is_smaller_than_the_concurrency() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -162,6 +165,7 @@ fn threadpool_jobs_queue_when_the_pool_is_smaller_than_the_concurrency() {
 
 #[test]
 fn the_stall_detector_counts_block_and_not_io() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -224,6 +228,7 @@ fn the_stall_detector_counts_block_and_not_io() {
 
 #[test]
 fn faults_answer_json_and_the_worker_keeps_serving() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let (status, body) = svc.get("/fault/error");
     assert_eq!(status, 500);
@@ -247,6 +252,7 @@ fn faults_answer_json_and_the_worker_keeps_serving() {
 
 #[test]
 fn call_reports_the_backend_and_fails_typed_when_it_is_down() {
+    let _machine = loopscope_tests::machine::shared();
     let backend = start("backend", &["--latency-ms", "20", "--workers", "1"]);
     for handling in ["async", "threadpool"] {
         let svc = start(
@@ -302,6 +308,7 @@ fn call_reports_the_backend_and_fails_typed_when_it_is_down() {
 
 #[test]
 fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &["--handling", "async", "--workers", "1", "--max-ms", "5000"],
@@ -378,6 +385,7 @@ fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
 
 #[test]
 fn each_request_gets_an_id_in_its_header_error_body_and_access_log() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let res = loopscope_tests::client(Duration::from_secs(5))
         .get(svc.url("/work/io?ms=abc"))
