@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use launcher::capture::{LISTENING, Lines, listening_addrs, spawn_captured};
 
+use contract::ErrorBody;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub mod machine;
@@ -128,6 +130,11 @@ impl Service {
         get(&self.url(path))
     }
 
+    /// GET on the app port: status and the body read as a reply type of the contract.
+    pub fn get_as<T: DeserializeOwned>(&self, path: &str) -> (u16, T) {
+        get_as(&self.url(path))
+    }
+
     /// The Prometheus text of the admin port.
     pub fn metrics(&self) -> String {
         get_text(&self.admin_url("/metrics")).1
@@ -169,6 +176,25 @@ pub fn client(timeout: Duration) -> reqwest::blocking::Client {
 pub fn get(url: &str) -> (u16, Value) {
     let (status, text) = get_text(url);
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// GET: status and the body read as `T`, a reply type of the contract; fails the test,
+/// showing the body, when it is not one.
+pub fn get_as<T: DeserializeOwned>(url: &str) -> (u16, T) {
+    let (status, text) = get_text(url);
+    match serde_json::from_str(&text) {
+        Ok(body) => (status, body),
+        Err(e) => panic!(
+            "GET {url}: {status}, not a {} ({e}): {text}",
+            std::any::type_name::<T>()
+        ),
+    }
+}
+
+/// A JSON value (a body already read, or a part of one) as a reply type of the contract.
+pub fn read_as<T: DeserializeOwned>(value: &Value) -> T {
+    T::deserialize(value)
+        .unwrap_or_else(|e| panic!("not a {} ({e}): {value}", std::any::type_name::<T>()))
 }
 
 pub fn get_text(url: &str) -> (u16, String) {
@@ -247,19 +273,16 @@ pub fn get_concurrently(urls: &[String]) -> Vec<(u16, Value, Duration)> {
     })
 }
 
-/// Asserts a JSON error body of the given status that names `param`.
+/// Asserts a 400 with a JSON error body that names `param`.
 pub fn assert_bad_request(svc: &Service, path: &str, param: &str) {
-    let (status, body) = svc.get(path);
-    assert_eq!(status, 400, "{path}: {body}");
-    assert_eq!(body["error"], "bad_request", "{path}: {body}");
-    assert_eq!(body["param"], param, "{path}: {body}");
+    let (status, body): (_, ErrorBody) = svc.get_as(path);
+    assert_eq!(status, 400, "{path}: {body:?}");
+    assert_eq!(body.error, "bad_request", "{path}: {body:?}");
+    assert_eq!(body.param.as_deref(), Some(param), "{path}: {body:?}");
+    assert!(!body.message.is_empty(), "{path}: {body:?}");
     assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{path}: {body}"
-    );
-    assert!(
-        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
-        "{path}: {body}"
+        body.request_id.as_ref().is_some_and(|id| !id.is_empty()),
+        "{path}: {body:?}"
     );
 }
 

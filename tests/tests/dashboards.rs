@@ -1010,11 +1010,11 @@ fn one_block_shows_within_two_scrapes_and_a_busy_machine_does_not_alert() {
         stack.worker_async.url("/work/block?ms=12000"),
         stack.worker_async.url("/work/block?ms=12000"),
     ]);
-    let loops: BTreeSet<&str> = both
+    let loops: BTreeSet<String> = both
         .iter()
         .map(|(status, body, _)| {
             assert_eq!(*status, 200, "{body}");
-            body["event_loop"].as_str().unwrap_or_default()
+            loopscope_tests::read_as::<contract::WorkReport>(body).event_loop
         })
         .collect();
     assert_eq!(loops.len(), 2, "two different event loops: {both:?}");

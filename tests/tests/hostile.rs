@@ -6,9 +6,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use contract::{Compare, ErrorBody, FanoutSummary, Probe, ProbeStatus};
 use loopscope_tests::metrics::sample;
 use loopscope_tests::stack::{Stack, StackArgs};
-use loopscope_tests::{Reply, bin, client, get, get_concurrently, get_reply, start};
+use loopscope_tests::{Reply, bin, client, get, get_concurrently, get_reply, read_as, start};
 
 /// A small deterministic generator: no dependency, reproducible failures.
 struct XorShift(u64);
@@ -294,15 +295,16 @@ fn a_hung_app_port_is_not_ready() {
         std::thread::sleep(Duration::from_millis(300));
         let res = admin.get(svc.admin_url("/readyz")).send().unwrap();
         assert_eq!(res.status(), 503);
-        let body: serde_json::Value = res.json().unwrap();
-        assert_eq!(body["status"], "unresponsive", "{body}");
+        let body: Probe = res.json().unwrap();
+        assert_eq!(body.status, ProbeStatus::Unresponsive, "{body:?}");
+        assert!(body.message.is_some_and(|m| m.contains("/healthz")));
         assert_eq!(block.join().unwrap().0, 200);
     });
     // And the admin port's unknown paths answer JSON.
     let res = admin.get(svc.admin_url("/nope")).send().unwrap();
     assert_eq!(res.status(), 404);
-    let body: serde_json::Value = res.json().unwrap();
-    assert_eq!(body["error"], "not_found", "{body}");
+    let body: ErrorBody = res.json().unwrap();
+    assert_eq!(body.error, "not_found", "{body:?}");
 }
 
 fn small_stack(gateway: &[&str]) -> Stack {
@@ -324,25 +326,19 @@ fn a_public_request_orders_a_bounded_amount_of_work() {
         "/api/threadpool/work/cpu?ms=60000",
         "/api/compare?kind=block&ms=1500",
     ] {
-        let (status, body) = s.gateway.get(path);
-        assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(body["param"], "ms", "{path}: {body}");
-        let message = body["message"].as_str().unwrap();
+        let (status, body): (_, ErrorBody) = s.gateway.get_as(path);
+        assert_eq!(status, 400, "{path}: {body:?}");
+        assert_eq!(body.param.as_deref(), Some("ms"), "{path}: {body:?}");
+        let message = body.message;
         assert!(
             message.contains("--max-work-ms") || message.contains("--upstream-timeout-ms"),
             "{path}: the limit is named: {message}"
         );
     }
     // ms past what the gateway can wait for, whatever the kind.
-    let (status, body) = s.gateway.get("/api/async/work/io?ms=31000");
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("--upstream-timeout-ms"),
-        "{body}"
-    );
+    let (status, body): (_, ErrorBody) = s.gateway.get_as("/api/async/work/io?ms=31000");
+    assert_eq!(status, 400, "{body:?}");
+    assert!(body.message.contains("--upstream-timeout-ms"), "{body:?}");
     // Within the budget, the experiments' requests still run.
     for path in [
         "/api/fanout?n=10&kind=cpu&ms=5",
@@ -368,19 +364,20 @@ fn a_fanout_answers_at_its_deadline_with_the_calls_that_finished() {
     let took = started.elapsed();
     assert_eq!(status, 504, "{body}");
     assert!(took < Duration::from_millis(2_500), "{took:?}");
-    let details = &body["details"];
-    let calls = details["calls"].as_array().unwrap();
-    assert_eq!(calls.len(), 10, "{body}");
-    let ok = details["ok"].as_u64().unwrap();
+    let body: ErrorBody = read_as(&body);
+    let summary: FanoutSummary = read_as(body.details.as_ref().expect("details"));
+    let calls = &summary.calls;
+    assert_eq!(calls.len(), 10, "{summary:?}");
     assert!(
-        (2..=4).contains(&ok),
-        "about 3 of 300 ms fit in 1 s: {body}"
+        (2..=4).contains(&summary.ok),
+        "about 3 of 300 ms fit in 1 s: {summary:?}"
     );
     assert!(
-        calls[9]["error"].as_str().unwrap().contains("deadline"),
-        "{body}"
+        calls[9].error.as_ref().unwrap().contains("deadline"),
+        "{summary:?}"
     );
-    assert_eq!(calls[0]["status"], 200, "{body}");
+    assert_eq!(calls[9].sent_at_ms, None, "never sent: {summary:?}");
+    assert_eq!(calls[0].status, Some(200), "{summary:?}");
 }
 
 #[test]
@@ -399,14 +396,15 @@ fn a_sequential_fanout_to_a_hung_worker_ends_at_the_deadline() {
         ],
     );
     let started = Instant::now();
-    let (status, body) = gateway.get("/api/fanout?n=50&ms=1&mode=sequential");
-    assert_eq!(status, 504, "{body}");
+    let (status, body): (_, ErrorBody) = gateway.get_as("/api/fanout?n=50&ms=1&mode=sequential");
+    assert_eq!(status, 504, "{body:?}");
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(body["details"]["failed"], 50, "{body}");
+    let summary: FanoutSummary = read_as(body.details.as_ref().expect("details"));
+    assert_eq!(summary.failed, 50, "{summary:?}");
 }
 
 #[test]
@@ -425,7 +423,7 @@ fn the_gateway_sheds_past_its_in_flight_limit() {
     assert_eq!((ok, shed.len()), (2, 4), "{results:?}");
     for reply in shed {
         assert_eq!(reply.header("retry-after"), Some("1"));
-        assert_eq!(reply.body["error"], "overloaded", "{reply:?}");
+        assert_eq!(read_as::<ErrorBody>(&reply.body).error, "overloaded");
     }
     // The places are given back.
     assert_eq!(s.gateway.get("/api/async/work/io?ms=1").0, 200);
@@ -464,7 +462,7 @@ fn a_full_pool_queue_sheds_with_503_and_retry_after() {
     assert_eq!((ok, shed.len()), (3, 5), "{results:?}");
     for reply in &shed {
         assert_eq!(reply.header("retry-after"), Some("1"));
-        assert_eq!(reply.body["error"], "pool_queue_full", "{reply:?}");
+        assert_eq!(read_as::<ErrorBody>(&reply.body).error, "pool_queue_full");
     }
     let page = svc.metrics();
     let shed_total = sample(
@@ -561,10 +559,11 @@ fn statuses_without_a_body_have_none_and_compare_fails_when_both_sides_do() {
             &t.base_url(),
         ],
     );
-    let (status, body) = gateway.get("/api/compare?kind=call");
-    assert_eq!(status, 502, "{body}");
-    assert_eq!(body["details"]["async"]["status"], 502, "{body}");
-    assert_eq!(body["details"]["threadpool"]["status"], 502, "{body}");
+    let (status, body): (_, ErrorBody) = gateway.get_as("/api/compare?kind=call");
+    assert_eq!(status, 502, "{body:?}");
+    let compare: Compare = read_as(body.details.as_ref().expect("details"));
+    assert_eq!(compare.async_side.status, 502, "{compare:?}");
+    assert_eq!(compare.threadpool.status, 502, "{compare:?}");
 }
 
 #[test]
@@ -572,9 +571,9 @@ fn echoed_input_is_truncated() {
     let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let long = "x".repeat(20_000);
-    let (status, body) = svc.get(&format!("/work/io?ms={long}"));
+    let (status, body): (_, ErrorBody) = svc.get_as(&format!("/work/io?ms={long}"));
     assert_eq!(status, 400);
-    let message = body["message"].as_str().unwrap();
+    let message = body.message;
     assert!(message.len() < 300, "{} bytes", message.len());
     assert!(message.contains("20000 bytes"), "{message}");
     let (status, body) = svc.get(&format!("/{long}"));
@@ -733,15 +732,12 @@ fn service_to_service_clients_refuse_redirects() {
         let mut args = vec!["--workers", "1"];
         args.extend(flags.iter().copied());
         let svc = start(name, &args);
-        let (status, body) = svc.get(path);
-        assert_eq!(status, 502, "{name} {flags:?}: {body}");
-        assert_eq!(body["error"], "upstream_unavailable", "{body}");
+        let (status, body): (_, ErrorBody) = svc.get_as(path);
+        assert_eq!(status, 502, "{name} {flags:?}: {body:?}");
+        assert_eq!(body.error, "upstream_unavailable", "{body:?}");
         assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("a redirect, not followed"),
-            "{body}"
+            body.message.contains("a redirect, not followed"),
+            "{body:?}"
         );
         let failed = sample(
             &svc.metrics(),

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use contract::ErrorBody;
 use loopscope_tests::metrics::sample;
 use loopscope_tests::{Service, start};
 
@@ -74,10 +75,9 @@ fn logged_now(svc: &Service, status: u16) -> Vec<serde_json::Value> {
 fn assert_json_answer(head: &str, body: &str, code: &str, log: &[serde_json::Value]) {
     assert!(head.contains("content-type: application/json"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
-    let json: serde_json::Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
-    assert_eq!(json["error"], code, "{json}");
-    let id = json["request_id"].as_str().expect("request_id");
+    let json: ErrorBody = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(json.error, code, "{json:?}");
+    let id = json.request_id.as_deref().expect("request_id");
     assert!(head.contains(&format!("x-request-id: {id}")), "{head}");
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["request_id"], id);

@@ -4,8 +4,11 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use contract::{BackendReport, ErrorBody, Kind, WorkReport};
 use loopscope_tests::spotlight::{self, Spotlight, exception, request_url, tag, trace};
-use loopscope_tests::{Reply, Service, black_hole, closed_port_url, dsn_at, get_reply, start};
+use loopscope_tests::{
+    Reply, Service, black_hole, closed_port_url, dsn_at, get_reply, read_as, start,
+};
 use serde_json::Value;
 
 /// The worker's fault routes, to find the lines events must point at.
@@ -81,10 +84,11 @@ fn an_error_response_reaches_sentry_with_route_tags_request_id_trace_and_stack()
         Duration::from_secs(30),
         &[("x-request-id", "caller-id-42")],
     );
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "injected_fault", "{body}");
+    let body: ErrorBody = read_as(&body);
+    assert_eq!(status, 500, "{body:?}");
+    assert_eq!(body.error, "injected_fault", "{body:?}");
     assert_eq!(headers["x-request-id"], "caller-id-42");
-    assert_eq!(body["request_id"], "caller-id-42", "{body}");
+    assert_eq!(body.request_id.as_deref(), Some("caller-id-42"), "{body:?}");
 
     let event = spotlight.wait_for("error event of GET /fault/error", EVENT_WAIT, |i| {
         is_event(i) && url_contains(i, "/fault/error")
@@ -174,7 +178,11 @@ fn a_panic_on_a_pool_thread_is_answered_500_and_reported_with_its_request() {
         body,
     } = get_reply(&svc.url("/fault/panic"), Duration::from_secs(30), &[]);
     assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "internal_error", "{body}");
+    assert_eq!(
+        read_as::<ErrorBody>(&body).error,
+        "internal_error",
+        "{body}"
+    );
     let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
     let event = spotlight.wait_for("pool panic event", EVENT_WAIT, |i| {
         is_event(i) && exception(i).is_some_and(|(kind, _)| kind == "panic")
@@ -225,7 +233,11 @@ fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
         body,
     } = get_reply(&svc.url("/fault/panic"), Duration::from_secs(30), &[]);
     assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "internal_error", "{body}");
+    assert_eq!(
+        read_as::<ErrorBody>(&body).error,
+        "internal_error",
+        "{body}"
+    );
     let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
 
     let event = spotlight.wait_for("panic event", EVENT_WAIT, |i| {
@@ -282,12 +294,12 @@ fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
         "{s}"
     );
 
-    let (status, body) = svc.get("/work/io?ms=1");
+    let (status, body): (_, WorkReport) = svc.get_as("/work/io?ms=1");
     assert_eq!(
         status, 200,
-        "the worker stopped serving after a panic: {body}"
+        "the worker stopped serving after a panic: {body:?}"
     );
-    assert_eq!(body["kind"], "io", "{body}");
+    assert_eq!(body.kind, Kind::Io, "{body:?}");
     // Reported off the event loop: the panic did not hold it past the stall threshold.
     spotlight.wait_for("transaction of GET /work/io", EVENT_WAIT, |i| {
         is_transaction(i) && url_contains(i, "/work/io?ms=1")
@@ -381,9 +393,10 @@ fn one_trace_spans_gateway_worker_and_backend() {
     let mut traces = Vec::new();
     for handling in ["async", "threadpool"] {
         let path = format!("/api/{handling}/work/call?ms=5");
-        let (status, body) = gateway.get(&path);
-        assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(body["backend"]["service"], "backend", "{path}: {body}");
+        let (status, body): (_, WorkReport) = gateway.get_as(&path);
+        assert_eq!(status, 200, "{path}: {body:?}");
+        let backend: BackendReport = read_as(body.backend.as_ref().expect("backend"));
+        assert_eq!(backend.service, "backend", "{path}: {body:?}");
 
         let root = spotlight.wait_for(&format!("gateway transaction of {path}"), EVENT_WAIT, |i| {
             is_transaction(i) && tag(i, "service") == Some("gateway") && url_ends_with(i, &path)
@@ -480,10 +493,10 @@ fn a_sentry_host_that_never_answers_does_not_slow_requests_or_the_shutdown() {
 
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, body) = svc.get("/fault/error");
+        let (status, body): (_, ErrorBody) = svc.get_as("/fault/error");
         let took = started.elapsed();
-        assert_eq!(status, 500, "{body}");
-        assert_eq!(body["error"], "injected_fault", "{body}");
+        assert_eq!(status, 500, "{body:?}");
+        assert_eq!(body.error, "injected_fault", "{body:?}");
         assert!(
             took < Duration::from_secs(1),
             "/fault/error took {took:?}: reporting to a hung Sentry host delays the response"
@@ -519,16 +532,16 @@ fn a_sentry_host_that_never_answers_does_not_slow_requests_or_the_shutdown() {
 fn without_a_dsn_faults_still_answer_json_and_nothing_breaks() {
     let _machine = loopscope_tests::machine::shared();
     let mut svc = start("worker", &["--handling", "async"]);
-    let (status, body) = svc.get("/fault/error");
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "injected_fault", "{body}");
+    let (status, body): (_, ErrorBody) = svc.get_as("/fault/error");
+    assert_eq!(status, 500, "{body:?}");
+    assert_eq!(body.error, "injected_fault", "{body:?}");
     assert!(
-        body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
-        "{body}"
+        body.request_id.as_ref().is_some_and(|r| !r.is_empty()),
+        "{body:?}"
     );
-    let (status, body) = svc.get("/fault/panic");
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "internal_error", "{body}");
+    let (status, body): (_, ErrorBody) = svc.get_as("/fault/panic");
+    assert_eq!(status, 500, "{body:?}");
+    assert_eq!(body.error, "internal_error", "{body:?}");
     // The stall reporter has no client to report to: the request must not care.
     let (status, body) = svc.get("/work/block?ms=20");
     assert_eq!(status, 200, "{body}");
@@ -958,7 +971,8 @@ fn an_oversized_upstream_body_fails_the_call_as_a_bad_body() {
         assert_eq!(got, status, "{handling}, limit {limit}: {body}");
         if status == 502 {
             assert_eq!(
-                body["message"], "backend answered 200 with an unusable body (too large)",
+                read_as::<ErrorBody>(&body).message,
+                "backend answered 200 with an unusable body (too large)",
                 "{body}"
             );
         }

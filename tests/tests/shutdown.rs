@@ -1,7 +1,8 @@
 //! SIGTERM under load: readiness drops, every accepted request finishes, exit 0.
 use std::time::{Duration, Instant};
 
-use loopscope_tests::{Reply, client, get, start, try_get_reply};
+use contract::ErrorBody;
+use loopscope_tests::{Reply, client, get, read_as, start, try_get_reply};
 
 #[test]
 fn sigterm_under_load_loses_no_accepted_request() {
@@ -115,10 +116,10 @@ fn requests_still_running_when_the_grace_ends_get_a_503_before_the_exit() {
         assert_eq!(short.status, 200);
         // Still running when the grace ended: a 503 JSON, before the process was gone.
         let (slow, arrived) = slow.join().unwrap().expect("an answer, not a TCP close");
-        let body = &slow.body;
-        assert_eq!(slow.status, 503, "{body}");
-        assert_eq!(body["error"], "shutting_down", "{body}");
-        assert!(body["request_id"].is_string(), "{body}");
+        let body: ErrorBody = read_as(&slow.body);
+        assert_eq!(slow.status, 503, "{body:?}");
+        assert_eq!(body.error, "shutting_down", "{body:?}");
+        assert!(body.request_id.is_some(), "{body:?}");
         assert_eq!(slow.header("connection"), Some("close"));
         assert!(arrived <= exited, "the 503 arrived after the exit");
         let waited = arrived - started;
