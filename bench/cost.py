@@ -7,7 +7,7 @@ of more than 10%; `--update` writes the measured figures as the new budget.
 Standard library only. Needs valgrind and the release worker. What makes it repeatable:
 a fixed environment (no inherited LOOPSCOPE_* / SENTRY_* / RUST_* variables), one worker,
 a fixed request count on one kept-alive connection, Sentry's client on with traces sampled
-at 0 (a random 10% would make the count random), and the stall threshold raised above what
+at 0 or 1 (a random 10% would make the count random), and the stall threshold raised above what
 callgrind's slowdown makes every poll take (the detector still times every poll).
 Exit status: 0 within budget, 1 over it, 2 when something it needs is missing or broke.
 """
@@ -40,6 +40,11 @@ LAYERS = "sentry,access-log,http-metrics,in-flight,stall"  # every `--disable-la
 CONFIGS = {
     "cpu-ms0/every-layer-on/traces-0": (
         "/work/cpu?ms=0", ["--sentry-dsn", CLOSED_DSN, "--sentry-traces-sample-rate", "0"]),
+    # Every request a sampled transaction, sent to a receiver that answers at once
+    # (bench-hello's envelope route, outside callgrind): what each sampled request costs,
+    # on the event loop and on the sender's thread. SINK_DSN is replaced by its address.
+    "cpu-ms0/every-layer-on/traces-1-sent": (
+        "/work/cpu?ms=0", ["--sentry-dsn", "SINK_DSN", "--sentry-traces-sample-rate", "1"]),
     "cpu-ms0/every-layer-off": ("/work/cpu?ms=0", ["--disable-layers", LAYERS]),
 }
 
@@ -166,8 +171,14 @@ def main(argv: list[str]) -> int:
     budget = json.loads(args.budget.read_text()) if args.budget.exists() else {"budgets": {}}
     measured = {}
     failed = False
-    with tempfile.TemporaryDirectory(prefix="loopscope-cost-") as tmp:
+    sink_port = free_port()
+    sink = subprocess.Popen([str(args.bin_dir / "bench-hello"), str(sink_port), "1"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    sink_dsn = f"http://public@127.0.0.1:{sink_port}/1"
+    with sink, tempfile.TemporaryDirectory(prefix="loopscope-cost-") as tmp:
         for name, (path, flags) in CONFIGS.items():
+            flags = [sink_dsn if f == "SINK_DSN" else f for f in flags]
             try:
                 measured[name] = round(measure(args.bin_dir, path, flags, Path(tmp)))
             except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
@@ -182,6 +193,7 @@ def main(argv: list[str]) -> int:
             verdict = Verdict(name, measured[name], limit, budget.get("tolerance", TOLERANCE))
             print(verdict.line())
             failed |= not verdict.ok
+        sink.terminate()
     # For reference, not budgeted (actix-web's own cost): the bare server's hello.
     if (args.bin_dir / "bench-hello").exists():
         with tempfile.TemporaryDirectory(prefix="loopscope-cost-") as tmp:

@@ -16,6 +16,8 @@ mod flood_trim;
 mod grace_end;
 mod health;
 mod http_layer_answers;
+#[cfg(feature = "in-process")]
+pub mod in_process;
 mod logging;
 pub mod metrics;
 mod panic;

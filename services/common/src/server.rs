@@ -47,7 +47,7 @@ fn bind(what: &str, host: &str, port: u16, flag: &str) -> io::Result<TcpListener
     })
 }
 
-async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+pub(crate) async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound {
         method: crate::params::clip(req.method().as_str()),
         path: crate::params::clip(req.path()),

@@ -78,7 +78,9 @@ pub(crate) fn redact_query(query: &str) -> String {
         .join("&")
 }
 
-fn request_context(req: &HttpRequest) -> Request {
+/// The request as Sentry shows it: URL (query redacted), method, and, for error events, the
+/// headers in [`KEPT_HEADERS`].
+pub(crate) fn request_context(req: &HttpRequest, with_headers: bool) -> Request {
     // Not `connection_info()`: it borrows the request's extensions, and this also runs in
     // the panic hook, where a handler may have panicked holding them (a double panic aborts).
     let scheme = if req.app_config().secure() {
@@ -100,6 +102,7 @@ fn request_context(req: &HttpRequest) -> Request {
     let headers: Map<String, String> = req
         .headers()
         .iter()
+        .filter(|_| with_headers)
         .filter(|(name, _)| KEPT_HEADERS.contains(&name.as_str()))
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
@@ -159,7 +162,7 @@ impl RequestSnapshot {
         Self {
             transaction,
             tags,
-            request: request_context(req),
+            request: request_context(req, true),
             trace,
         }
     }

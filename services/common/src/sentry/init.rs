@@ -75,23 +75,12 @@ pub(crate) fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting
         return None;
     };
     let timeout = Duration::from_millis(args.sentry_timeout_ms);
-    let http = match reqwest::Client::builder()
-        // Envelopes go to the DSN's host and nowhere else.
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-    {
-        Ok(http) => http,
-        Err(e) => {
-            tracing::error!(reason = "cannot build its HTTP client", error = %e, "sentry off");
-            return None;
-        }
-    };
+    let agent = super::transport::agent(timeout);
     let factory = move |options: &ClientOptions| -> Arc<dyn sentry::Transport> {
         Arc::new(super::transport::BackingOffTransport::new(
             options,
-            http.clone(),
+            agent.clone(),
+            timeout,
         ))
     };
     let release = args

@@ -2,13 +2,14 @@
 //! middleware (sampling first, nothing built unless captured), the request's trace in a
 //! task-local (`context`), what an event says about its request (`event`), and a panic hook
 //! that never holds the event loop (`panic`), and a transport that backs off while Sentry is
-//! unreachable (`transport`).
+//! unreachable (`transport`) and pipelines envelopes on one connection (`pipeline`).
 mod breadcrumbs;
 mod context;
 mod event;
 mod init;
 mod middleware;
 mod panic;
+mod pipeline;
 mod transport;
 
 pub(crate) use breadcrumbs::Breadcrumbs;

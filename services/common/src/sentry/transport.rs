@@ -1,41 +1,90 @@
-//! How envelopes reach Sentry: sentry's own transport thread and rate limiter, with a send
-//! of ours that backs off when Sentry cannot be reached.
+//! How envelopes reach Sentry: a thread of ours that polls a bounded queue and sends over a
+//! blocking ureq agent, with sentry's rate limiter, backing off when Sentry cannot be reached.
 //!
-//! sentry's reqwest transport tries every envelope anew: with Sentry down (DNS gone, a
-//! refused port, a firewall) each sampled transaction and each event paid a connection
-//! attempt and its error path, ~100 k instructions each (callgrind; `make bench` runs with a
-//! DSN to a closed port). An SRE expects a client to stop hammering a dependency that is
-//! down: after a failed send, envelopes are dropped unsent (and recorded as lost, like a
+//! Why not sentry's reqwest transport: it runs a tokio runtime on its thread and hyper's
+//! client under it, ~60 k instructions per envelope over a kept-alive connection, and each
+//! sampled transaction is one envelope (callgrind, `make test-cost`'s route at traces 1.0).
+//! A blocking agent on the transport's own thread does the same POST for a fraction of it,
+//! and nothing it does can reach an event loop. TLS (Sentry over https) is rustls with the
+//! aws-lc-rs provider the rest of the tree already builds, and Mozilla's roots.
+//!
+//! Why the backoff: sentry's transports try every envelope anew: with Sentry down (DNS gone,
+//! a refused port, a firewall) each sampled transaction and each event paid a connection
+//! attempt and its error path. An SRE expects a client to stop hammering a dependency that
+//! is down: after a failed send, envelopes are dropped unsent (and recorded as lost, like a
 //! rate limit) for a backoff that doubles from 1 s to 60 s and resets on the next success.
 //! Sentry's own rate limits (429, `Retry-After`, `X-Sentry-Rate-Limits`) are honoured as
-//! sentry's transport honours them. Content-Type is set: Spotlight drops envelopes without it.
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! sentry's transports honour them. Content-Type is set: Spotlight drops envelopes without it.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sentry::client_report::Reason as LostReason;
-use sentry::transports::{RateLimiter, TokioTransportThread, TokioTransportThreadOptions};
+use sentry::client_report::{Reason as LostReason, Recorder as ClientReportRecorder};
+use sentry::protocol::{EnvelopeFilterCallbacks, EnvelopeItem};
+use sentry::transports::{RateLimiter, RateLimitingCategory};
 use sentry::{ClientOptions, Envelope, Transport, TransportOptions};
+
+use super::pipeline::{Endpoint, Pipeline, Reply, RoundError};
 
 /// The first backoff after a failed send, and the longest.
 const FIRST_BACKOFF_SECS: u64 = 1;
 const MAX_BACKOFF_SECS: u64 = 60;
+/// How often the sending thread looks for queued envelopes. It polls rather than waits on
+/// the queue, so handing over an envelope never wakes it: a wake is a futex call on the
+/// event loop that finished the transaction, and a context switch on its core, for each
+/// sampled request. An event reaches Sentry at most this much later.
+const POLL: Duration = Duration::from_millis(10);
+/// Envelopes queued beyond this are dropped (and recorded as lost): a few polls' worth at
+/// thousands of sampled requests a second, a few hundred KiB at most.
+const DEFAULT_CAPACITY: usize = 1024;
+
+enum Task {
+    Send(Box<Envelope>),
+    Flush(SyncSender<()>),
+}
 
 pub(crate) struct BackingOffTransport {
-    thread: TokioTransportThread,
+    queue: SyncSender<Task>,
+    recorder: ClientReportRecorder,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Transport for BackingOffTransport {
     fn send_envelope(&self, envelope: Envelope) {
-        self.thread.send(envelope);
+        // Never blocks: a full queue drops the envelope, as sentry's transports do.
+        if let Err(e) = self.queue.try_send(Task::Send(Box::new(envelope))) {
+            let (task, reason) = match e {
+                TrySendError::Full(t) => (t, LostReason::QueueOverflow),
+                TrySendError::Disconnected(t) => (t, LostReason::InternalError),
+            };
+            if let Task::Send(envelope) = task {
+                self.recorder.record_lost_data(&*envelope, reason);
+            }
+        }
     }
 
     fn flush(&self, timeout: Duration) -> bool {
-        self.thread.flush(timeout)
+        let (done, flushed) = sync_channel(1);
+        self.queue.try_send(Task::Flush(done)).is_ok() && flushed.recv_timeout(timeout).is_ok()
     }
 
     fn shutdown(&self, timeout: Duration) -> bool {
-        self.flush(timeout)
+        let flushed = self.flush(timeout);
+        self.stop.store(true, Ordering::Relaxed);
+        flushed
+    }
+}
+
+impl Drop for BackingOffTransport {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.get_mut().ok().and_then(Option::take);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -48,116 +97,304 @@ fn next_backoff(current_secs: u64) -> u64 {
     }
 }
 
+/// The agent envelopes are sent with: every call ends within `timeout` (a Sentry that
+/// accepts and never answers must not hold the queue, nor the exit flush), no redirects
+/// (envelopes go to the DSN's host and nowhere else), statuses read rather than raised.
+pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 impl BackingOffTransport {
-    pub(crate) fn new(options: &ClientOptions, http: reqwest::Client) -> Self {
+    pub(crate) fn new(options: &ClientOptions, agent: ureq::Agent, timeout: Duration) -> Self {
         let TransportOptions {
             dsn,
             user_agent,
+            http_proxy,
+            https_proxy,
             client_report_recorder,
             transport_channel_capacity,
             ..
         } = TransportOptions::try_from_client_options(options)
             .expect("the transport factory only runs when a DSN is set");
-        // Parsed and validated once: per envelope, parsing the URL and the auth header showed
-        // as ~30 k instructions of reqwest's ~135 k (callgrind).
-        let target = Target {
-            url: dsn.envelope_api_url(),
-            auth: reqwest::header::HeaderValue::from_str(
-                &dsn.to_auth(Some(&user_agent)).to_string(),
-            )
-            .ok(),
+        let capacity = transport_channel_capacity.map_or(DEFAULT_CAPACITY, |c| c.get());
+        let (queue, tasks) = sync_channel(capacity);
+        let stop = Arc::new(AtomicBool::new(false));
+        let auth = dsn.to_auth(Some(&user_agent)).to_string();
+        // Behind a proxy, ureq (which speaks to proxies) sends one envelope at a time.
+        let proxied = http_proxy.is_some() || https_proxy.is_some();
+        let way = if proxied {
+            Way::OneByOne
+        } else {
+            Way::Pipelined(Pipeline::new(Endpoint::new(&dsn, &auth, timeout)))
         };
-        let host = dsn.host().to_owned();
-        // Seconds of the backoff in force; 0 while sends succeed.
-        let backoff = Arc::new(AtomicU64::new(0));
-        let recorder = client_report_recorder.clone();
-        let send = move |envelope: Envelope, mut limits: RateLimiter| {
-            let mut body = Vec::new();
-            let serialized = envelope.to_writer(&mut body).is_ok();
-            let request = target.post(&http, body);
-            let (backoff, recorder, host) = (backoff.clone(), recorder.clone(), host.clone());
-            async move {
-                if !serialized {
-                    recorder.record_lost_data(&envelope, LostReason::InternalError);
-                    return limits;
-                }
-                match request.send().await {
-                    Ok(response) => {
-                        backoff.store(0, Ordering::Relaxed);
-                        let header = |name: &str| {
-                            response
-                                .headers()
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned)
-                        };
-                        if let Some(limit) = header("x-sentry-rate-limits") {
-                            limits.update_from_sentry_header(&limit);
-                        } else if let Some(after) = header("retry-after") {
-                            limits.update_from_retry_after(&after);
-                        } else if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                            limits.update_from_429();
-                        }
-                        let status = response.status();
-                        if (status.is_client_error() || status.is_server_error())
-                            && status != reqwest::StatusCode::TOO_MANY_REQUESTS
-                        {
-                            recorder.record_lost_data(&envelope, LostReason::SendError);
-                        }
-                        // Read to the end, so the connection is kept for the next envelope.
-                        let _ = response.bytes().await;
+        let sender = EnvelopeSender {
+            way,
+            agent,
+            // Prepared once: per envelope, parsing the URL and the auth header cost ~30 k
+            // instructions (callgrind).
+            url: dsn.envelope_api_url().to_string(),
+            auth,
+            host: dsn.host().to_owned(),
+            recorder: client_report_recorder.clone(),
+            backoff_secs: 0,
+            limits: RateLimiter::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("loopscope-sentry-send".into())
+            .spawn({
+                let stop = stop.clone();
+                move || sender.run(&tasks, &stop)
+            })
+            .ok();
+        Self {
+            queue,
+            recorder: client_report_recorder,
+            stop,
+            thread: Mutex::new(thread),
+        }
+    }
+}
+
+/// The most envelopes sent in one pipelined write.
+const MAX_BATCH: usize = 64;
+
+/// How the sender talks to Sentry.
+enum Way {
+    /// Everything queued in one write on a kept-alive connection ([`Pipeline`]).
+    Pipelined(Pipeline),
+    /// One envelope per request through ureq: behind a proxy, or when the server does not
+    /// keep connections alive or answered something the pipeline does not read.
+    OneByOne,
+}
+
+/// The sending thread's state.
+struct EnvelopeSender {
+    way: Way,
+    agent: ureq::Agent,
+    url: String,
+    auth: String,
+    host: String,
+    recorder: ClientReportRecorder,
+    /// Seconds of the backoff in force; 0 while sends succeed.
+    backoff_secs: u64,
+    limits: RateLimiter,
+}
+
+impl EnvelopeSender {
+    fn run(mut self, tasks: &Receiver<Task>, stop: &AtomicBool) {
+        loop {
+            let mut batch = Vec::new();
+            let mut flushes = Vec::new();
+            let mut gone = false;
+            while batch.len() < MAX_BATCH {
+                match tasks.try_recv() {
+                    Ok(Task::Send(envelope)) => batch.push(*envelope),
+                    Ok(Task::Flush(done)) => flushes.push(done),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        gone = true;
+                        break;
                     }
-                    Err(error) => {
-                        recorder.record_lost_data(&envelope, LostReason::NetworkError);
-                        let secs = next_backoff(backoff.load(Ordering::Relaxed));
-                        if backoff.swap(secs, Ordering::Relaxed) == 0 {
-                            tracing::warn!(
-                                sentry_host = %host,
-                                error = %error,
-                                backoff_s = secs,
-                                "sentry unreachable: events and transactions are dropped unsent \
-                                 while it stays so (backoff 1 s doubling to 60 s)"
-                            );
-                        }
-                        // Everything is held back for the backoff, as for a rate limit.
-                        limits.update_from_retry_after(&secs.to_string());
-                    }
                 }
-                limits
+            }
+            let idle = batch.is_empty() && flushes.is_empty();
+            if !batch.is_empty() {
+                self.send(batch);
+            }
+            for done in flushes {
+                let _ = done.try_send(());
+            }
+            if gone || (idle && stop.load(Ordering::Relaxed)) {
+                return;
+            }
+            if idle {
+                // The transport's own thread, never an event loop (see POLL).
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+
+    /// The envelope without the items a rate limit holds back (recorded as lost).
+    fn within_limits(&self, envelope: Envelope) -> Option<Envelope> {
+        let (limits, recorder) = (&self.limits, &self.recorder);
+        envelope.filter(EnvelopeFilterCallbacks::new(
+            |item: &EnvelopeItem| {
+                limits.is_enabled(match item {
+                    EnvelopeItem::Event(_) => RateLimitingCategory::Error,
+                    EnvelopeItem::Transaction(_) => RateLimitingCategory::Transaction,
+                    EnvelopeItem::Attachment(_) => RateLimitingCategory::Attachment,
+                    _ => RateLimitingCategory::Any,
+                })
+            },
+            |item: EnvelopeItem| {
+                recorder.record_lost_data(&item, LostReason::RatelimitBackoff);
+            },
+        ))
+    }
+
+    fn send(&mut self, batch: Vec<Envelope>) {
+        let mut ready = Vec::with_capacity(batch.len());
+        for envelope in batch {
+            if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
+                self.recorder
+                    .record_lost_data(&envelope, LostReason::RatelimitBackoff);
+                continue;
+            }
+            let Some(envelope) = self.within_limits(envelope) else {
+                continue;
+            };
+            let mut body = Vec::with_capacity(2048);
+            if envelope.to_writer(&mut body).is_err() {
+                self.recorder
+                    .record_lost_data(&envelope, LostReason::InternalError);
+                continue;
+            }
+            ready.push((envelope, body));
+        }
+        if ready.is_empty() {
+            return;
+        }
+        let Way::Pipelined(pipeline) = &mut self.way else {
+            self.send_one_by_one(ready);
+            return;
+        };
+        let bodies: Vec<&[u8]> = ready.iter().map(|(_, body)| body.as_slice()).collect();
+        let (replies, error) = pipeline.round(&bodies);
+        let sent = bodies.len();
+        let proven = pipeline.proven;
+        let answered = replies.len();
+        for ((envelope, _), reply) in ready.iter().zip(replies) {
+            self.answered(envelope, &reply);
+        }
+        let rest = ready.into_iter().skip(answered);
+        let fall_back_because = match &error {
+            None if answered == sent => return,
+            // Answered in part without an error: the server closed after a reply.
+            None => "sentry closes the connection after a reply",
+            Some(RoundError::Protocol(what)) => what,
+            // A first round that fails past the TCP connection (TLS, something in the way
+            // that is not HTTP/1.1): ureq, which is known to work, takes over.
+            Some(RoundError::Io(_)) if !proven => "the first pipelined round failed",
+            Some(error) => {
+                for (envelope, _) in rest {
+                    self.recorder
+                        .record_lost_data(&envelope, LostReason::NetworkError);
+                }
+                self.unreachable(error);
+                return;
             }
         };
-        let mut thread = TokioTransportThreadOptions::new(send)
-            .with_client_report_recorder(client_report_recorder);
-        if let Some(capacity) = transport_channel_capacity {
-            thread = thread.with_channel_capacity(capacity.get());
-        }
-        Self {
-            thread: thread.spawn_thread(),
+        self.fall_back(fall_back_because, error.as_ref());
+        self.send_one_by_one(rest);
+    }
+
+    /// Through ureq, in order, until one cannot reach Sentry: the rest are held back with
+    /// the backoff that failure starts, not tried one by one.
+    fn send_one_by_one(&mut self, envelopes: impl IntoIterator<Item = (Envelope, Vec<u8>)>) {
+        for (envelope, body) in envelopes {
+            if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
+                self.recorder
+                    .record_lost_data(&envelope, LostReason::RatelimitBackoff);
+            } else {
+                self.send_one(&envelope, body);
+            }
         }
     }
-}
 
-/// Where envelopes go, prepared once.
-struct Target {
-    url: reqwest::Url,
-    auth: Option<reqwest::header::HeaderValue>,
-}
-
-impl Target {
-    fn post(&self, http: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut request = http.post(self.url.clone()).header(
-            reqwest::header::CONTENT_TYPE,
-            reqwest::header::HeaderValue::from_static("application/x-sentry-envelope"),
+    /// Leaves the pipeline for ureq, one envelope at a time, for good.
+    fn fall_back(&mut self, why: &str, error: Option<&RoundError>) {
+        tracing::info!(
+            sentry_host = %self.host,
+            reason = why,
+            error = error.map(tracing::field::display),
+            "sentry: envelopes go one request at a time from now on"
         );
-        if let Some(auth) = &self.auth {
-            request = request.header(X_SENTRY_AUTH, auth.clone());
+        self.way = Way::OneByOne;
+    }
+
+    fn send_one(&mut self, envelope: &Envelope, body: Vec<u8>) {
+        let sent = self
+            .agent
+            .post(&self.url)
+            .header("x-sentry-auth", &self.auth)
+            .content_type("application/x-sentry-envelope")
+            .send(&body[..]);
+        match sent {
+            Ok(mut response) => {
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                let reply = Reply {
+                    status: response.status().as_u16(),
+                    rate_limits: header("x-sentry-rate-limits"),
+                    retry_after: header("retry-after"),
+                    closes: false,
+                };
+                // Read to the end (bounded), so the connection is kept for the next one.
+                let _ = response
+                    .body_mut()
+                    .with_config()
+                    .limit(64 * 1024)
+                    .read_to_vec();
+                self.answered(envelope, &reply);
+            }
+            Err(error) => {
+                self.recorder
+                    .record_lost_data(envelope, LostReason::NetworkError);
+                self.unreachable(&error);
+            }
         }
-        request.body(body)
+    }
+
+    /// Sentry answered: its rate limits apply, an error status loses the envelope.
+    fn answered(&mut self, envelope: &Envelope, reply: &Reply) {
+        self.backoff_secs = 0;
+        if let Some(limit) = &reply.rate_limits {
+            self.limits.update_from_sentry_header(limit);
+        } else if let Some(after) = &reply.retry_after {
+            self.limits.update_from_retry_after(after);
+        } else if reply.status == 429 {
+            self.limits.update_from_429();
+        }
+        if (400..=599).contains(&reply.status) && reply.status != 429 {
+            self.recorder
+                .record_lost_data(envelope, LostReason::SendError);
+        }
+    }
+
+    /// Sentry could not be reached: back off (doubling), warning once per outage.
+    fn unreachable(&mut self, error: &dyn std::fmt::Display) {
+        let was = self.backoff_secs;
+        self.backoff_secs = next_backoff(was);
+        if was == 0 {
+            tracing::warn!(
+                sentry_host = %self.host,
+                error = %error,
+                backoff_s = self.backoff_secs,
+                "sentry unreachable: events and transactions are dropped unsent \
+                 while it stays so (backoff 1 s doubling to 60 s)"
+            );
+        }
+        // Everything is held back for the backoff, as for a rate limit.
+        self.limits
+            .update_from_retry_after(&self.backoff_secs.to_string());
     }
 }
-
-const X_SENTRY_AUTH: reqwest::header::HeaderName =
-    reqwest::header::HeaderName::from_static("x-sentry-auth");
 
 #[cfg(test)]
 mod tests {

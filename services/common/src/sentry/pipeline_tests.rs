@@ -1,0 +1,306 @@
+//! The pipelined sender against real sockets: a plain receiver, one that closes after each
+//! reply, a closed port, a silent server, and a TLS receiver with a test CA.
+#![allow(clippy::unwrap_used)]
+use super::*;
+use std::io::Cursor;
+
+fn conn(bytes: &[u8]) -> Connection {
+    struct Fake(Cursor<Vec<u8>>);
+    impl Read for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            // A byte at a time: every partial state is parsed.
+            let n = buf.len().min(1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+    impl Write for Fake {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    Connection {
+        stream: Box::new(Fake(Cursor::new(bytes.to_vec()))),
+        buf: Vec::new(),
+    }
+}
+
+#[test]
+fn replies_are_read_in_order_whatever_their_framing() {
+    let mut c = conn(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n{\"id\":1}\
+          HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nX-Sentry-Rate-Limits: 60:transaction\r\ntransfer-encoding: chunked\r\n\r\n4;x=y\r\nabcd\r\n0\r\nT: 1\r\n\r\n\
+          HTTP/1.1 204 No Content\r\n\r\n\
+          HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nrest",
+    );
+    let first = read_reply(&mut c).unwrap();
+    assert_eq!((first.status, first.closes), (200, false));
+    let second = read_reply(&mut c).unwrap();
+    assert_eq!(second.status, 429);
+    assert_eq!(second.retry_after.as_deref(), Some("60"));
+    assert_eq!(second.rate_limits.as_deref(), Some("60:transaction"));
+    assert_eq!(read_reply(&mut c).unwrap().status, 204);
+    let last = read_reply(&mut c).unwrap();
+    assert_eq!((last.status, last.closes), (200, true));
+}
+
+#[test]
+fn a_truncated_or_foreign_reply_is_an_error_not_a_hang() {
+    let mut c = conn(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort");
+    assert!(matches!(read_reply(&mut c), Err(RoundError::Io(_))));
+    let mut c = conn(b"SSH-2.0-OpenSSH_9.2\r\n");
+    assert!(matches!(read_reply(&mut c), Err(RoundError::Protocol(_))));
+    let mut c = conn(b"HTTP/1.1 200 OK\r\ncontent-length: 999999\r\n\r\n");
+    assert!(matches!(read_reply(&mut c), Err(RoundError::Protocol(_))));
+}
+
+/// An envelope receiver on a free port: answers each request as it is read, `200`
+/// with a JSON body, and closes after the first when `close_after_one`. Counts the
+/// connections and the requests it took.
+struct Receiver {
+    port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn receiver(close_after_one: bool) -> Receiver {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let (c, r) = (connections.clone(), requests.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            c.fetch_add(1, Ordering::SeqCst);
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One whole request in `buf`: a head, then content-length bytes.
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    if buf.len() < end + 4 + len {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    }
+                    buf.drain(..end + 4 + len);
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let close = if close_after_one {
+                        "connection: close\r\n"
+                    } else {
+                        ""
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\n{close}content-length: 9\r\n\r\n{{\"id\":1}}\n"
+                    );
+                    stream.write_all(reply.as_bytes()).unwrap();
+                    if close_after_one {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Receiver {
+        port,
+        connections,
+        requests,
+    }
+}
+
+fn dsn(port: u16) -> sentry::types::Dsn {
+    format!("http://public@127.0.0.1:{port}/1").parse().unwrap()
+}
+
+#[test]
+fn a_round_goes_out_in_one_write_and_the_connection_is_kept() {
+    use std::sync::atomic::Ordering;
+    let rx = receiver(false);
+    let mut pipeline = Pipeline::new(Endpoint::new(
+        &dsn(rx.port),
+        "Sentry sentry_key=public",
+        Duration::from_secs(5),
+    ));
+    let owned: Vec<Vec<u8>> = (0..20).map(|i| format!("{{}}\n{i}").into_bytes()).collect();
+    let bodies: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    for _ in 0..3 {
+        let (replies, error) = pipeline.round(&bodies);
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(replies.len(), 20);
+        assert!(replies.iter().all(|r| r.status == 200 && !r.closes));
+    }
+    assert_eq!(rx.requests.load(Ordering::SeqCst), 60);
+    assert_eq!(
+        rx.connections.load(Ordering::SeqCst),
+        1,
+        "one kept-alive connection"
+    );
+}
+
+#[test]
+fn a_server_that_closes_answers_one_and_nothing_is_lost_silently() {
+    let rx = receiver(true);
+    let mut pipeline = Pipeline::new(Endpoint::new(
+        &dsn(rx.port),
+        "Sentry sentry_key=public",
+        Duration::from_secs(5),
+    ));
+    let bodies: Vec<&[u8]> = vec![b"{}"; 5];
+    let (replies, error) = pipeline.round(&bodies);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(replies.len(), 1, "the rest are the transport's to resend");
+    assert!(replies[0].closes);
+}
+
+#[test]
+fn a_closed_port_is_a_connect_error_within_the_timeout() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut pipeline = Pipeline::new(Endpoint::new(
+        &dsn(port),
+        "Sentry sentry_key=public",
+        Duration::from_millis(500),
+    ));
+    let started = std::time::Instant::now();
+    let (replies, error) = pipeline.round(&[b"{}"]);
+    assert!(replies.is_empty());
+    assert!(matches!(error, Some(RoundError::Connect(_))), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_server_that_never_answers_ends_the_round_at_the_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut pipeline = Pipeline::new(Endpoint::new(
+        &dsn(port),
+        "Sentry sentry_key=public",
+        Duration::from_millis(300),
+    ));
+    let started = std::time::Instant::now();
+    let (replies, error) = pipeline.round(&[b"{}"]);
+    assert!(replies.is_empty());
+    assert!(matches!(error, Some(RoundError::Io(_))), "{error:?}");
+    // One retry on a fresh connection at most: two timeouts.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(listener);
+}
+
+#[test]
+fn the_transport_resends_one_by_one_to_a_server_that_closes_and_loses_nothing() {
+    use sentry::Transport;
+    use std::sync::atomic::Ordering;
+    let rx = receiver(true);
+    let mut options = sentry::ClientOptions::new();
+    options.dsn = Some(dsn(rx.port));
+    let timeout = Duration::from_secs(5);
+    let transport = crate::sentry::transport::BackingOffTransport::new(
+        &options,
+        crate::sentry::transport::agent(timeout),
+        timeout,
+    );
+    for _ in 0..5 {
+        transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
+    }
+    assert!(transport.flush(timeout), "flushed within the timeout");
+    assert_eq!(rx.requests.load(Ordering::SeqCst), 5);
+}
+
+/// A TLS envelope receiver for `localhost` (certificate from testdata/, signed by the
+/// test CA in testdata/ca.pem, valid until 2125): answers one round of `n` requests.
+fn tls_receiver(n: usize) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain =
+        vec![CertificateDer::from_pem_slice(include_bytes!("testdata/localhost.pem")).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/localhost.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let tls = rustls::ServerConnection::new(config).unwrap();
+        let mut stream = rustls::StreamOwned::new(tls, tcp);
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Reads until `n` bodies have arrived (each request's body is `{}`), then answers.
+        while seen.windows(4).filter(|w| w == b"\r\n\r\n").count() < n || !seen.ends_with(b"{}") {
+            let k = stream.read(&mut chunk).unwrap();
+            assert!(k > 0, "the client closed early");
+            seen.extend_from_slice(&chunk[..k]);
+        }
+        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".repeat(n);
+        stream.write_all(&reply).unwrap();
+        stream.flush().unwrap();
+    });
+    port
+}
+
+#[test]
+fn https_rounds_verify_the_server_and_are_pipelined_too() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let port = tls_receiver(3);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(include_bytes!("testdata/ca.pem")).unwrap())
+        .unwrap();
+    let dsn: sentry::types::Dsn = format!("https://public@localhost:{port}/1")
+        .parse()
+        .unwrap();
+    let mut pipeline = Pipeline::new(Endpoint::with_roots(
+        &dsn,
+        "Sentry sentry_key=public",
+        Duration::from_secs(5),
+        roots,
+    ));
+    let (replies, error) = pipeline.round(&[b"{}", b"{}", b"{}"]);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(replies.len(), 3);
+    assert!(pipeline.proven);
+
+    // Negative control: Mozilla's roots do not know the test CA, so the handshake fails.
+    let port = tls_receiver(1);
+    let dsn: sentry::types::Dsn = format!("https://public@localhost:{port}/1")
+        .parse()
+        .unwrap();
+    let mut pipeline = Pipeline::new(Endpoint::new(&dsn, "k", Duration::from_secs(5)));
+    let (replies, error) = pipeline.round(&[b"{}"]);
+    assert!(replies.is_empty());
+    assert!(matches!(error, Some(RoundError::Io(_))), "{error:?}");
+}
