@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use launcher::capture::{LISTENING, Lines, listening_addrs, spawn_captured};
 
+use contract::ErrorBody;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub mod machine;
 pub mod metrics;
 pub mod prometheus;
 pub mod spotlight;
@@ -127,6 +130,11 @@ impl Service {
         get(&self.url(path))
     }
 
+    /// GET on the app port: status and the body read as a reply type of the contract.
+    pub fn get_as<T: DeserializeOwned>(&self, path: &str) -> (u16, T) {
+        get_as(&self.url(path))
+    }
+
     /// The Prometheus text of the admin port.
     pub fn metrics(&self) -> String {
         get_text(&self.admin_url("/metrics")).1
@@ -170,12 +178,78 @@ pub fn get(url: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// GET: status and the body read as `T`, a reply type of the contract; fails the test,
+/// showing the body, when it is not one.
+pub fn get_as<T: DeserializeOwned>(url: &str) -> (u16, T) {
+    let (status, text) = get_text(url);
+    match serde_json::from_str(&text) {
+        Ok(body) => (status, body),
+        Err(e) => panic!(
+            "GET {url}: {status}, not a {} ({e}): {text}",
+            std::any::type_name::<T>()
+        ),
+    }
+}
+
+/// A JSON value (a body already read, or a part of one) as a reply type of the contract.
+pub fn read_as<T: DeserializeOwned>(value: &Value) -> T {
+    T::deserialize(value)
+        .unwrap_or_else(|e| panic!("not a {} ({e}): {value}", std::any::type_name::<T>()))
+}
+
 pub fn get_text(url: &str) -> (u16, String) {
     let res = client(Duration::from_secs(30))
         .get(url)
         .send()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (res.status().as_u16(), res.text().unwrap_or_default())
+}
+
+/// A whole answer: status, headers and JSON body (Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// A response header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// GET with a client of `timeout` and extra request `headers`; `Err` when no answer came
+/// (the connection closed or the client timed out), for tests whose point is that case.
+pub fn try_get_reply(
+    url: &str,
+    timeout: Duration,
+    headers: &[(&str, &str)],
+) -> Result<Reply, reqwest::Error> {
+    let mut request = client(timeout).get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let res = request.send()?;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = serde_json::from_str(&res.text()?).unwrap_or(Value::Null);
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// [`try_get_reply`] that fails the test when no answer came.
+pub fn get_reply(url: &str, timeout: Duration, headers: &[(&str, &str)]) -> Reply {
+    try_get_reply(url, timeout, headers).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The DSN of a Sentry "host" listening at `addr` (a test's own listener).
+pub fn dsn_at(addr: SocketAddr) -> String {
+    format!("http://public@{addr}/0")
 }
 
 /// Sends all `urls` at once, each on its own thread and connection; returns in input order
@@ -199,19 +273,16 @@ pub fn get_concurrently(urls: &[String]) -> Vec<(u16, Value, Duration)> {
     })
 }
 
-/// Asserts a JSON error body of the given status that names `param`.
+/// Asserts a 400 with a JSON error body that names `param`.
 pub fn assert_bad_request(svc: &Service, path: &str, param: &str) {
-    let (status, body) = svc.get(path);
-    assert_eq!(status, 400, "{path}: {body}");
-    assert_eq!(body["error"], "bad_request", "{path}: {body}");
-    assert_eq!(body["param"], param, "{path}: {body}");
+    let (status, body): (_, ErrorBody) = svc.get_as(path);
+    assert_eq!(status, 400, "{path}: {body:?}");
+    assert_eq!(body.error, "bad_request", "{path}: {body:?}");
+    assert_eq!(body.param.as_deref(), Some(param), "{path}: {body:?}");
+    assert!(!body.message.is_empty(), "{path}: {body:?}");
     assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{path}: {body}"
-    );
-    assert!(
-        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
-        "{path}: {body}"
+        body.request_id.as_ref().is_some_and(|id| !id.is_empty()),
+        "{path}: {body:?}"
     );
 }
 

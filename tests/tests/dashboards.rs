@@ -294,6 +294,7 @@ fn check_variables(dash: &Dashboard, problems: &mut Vec<String>) {
 
 #[test]
 fn dashboards_are_grafana_11_json_with_valid_queries() {
+    let _machine = loopscope_tests::machine::shared();
     let all = dashboards();
     let mut problems = Vec::new();
     let uids: BTreeSet<&str> = all.iter().filter_map(|d| d.json["uid"].as_str()).collect();
@@ -361,6 +362,7 @@ fn dashboards_are_grafana_11_json_with_valid_queries() {
 
 #[test]
 fn grafana_provisioning_points_at_the_dashboards_and_datasource_uid_prometheus() {
+    let _machine = loopscope_tests::machine::shared();
     let root = repo_root().join("grafana/provisioning");
     let ds = std::fs::read_to_string(root.join("datasources/loopscope.yml"))
         .expect("datasource provisioning");
@@ -593,6 +595,9 @@ fn runbook_anchors() -> BTreeSet<String> {
 
 #[test]
 fn every_panel_and_rule_works_on_live_data() {
+    // A whole stack, loadgen traffic and a Prometheus scraping every second: load a
+    // neighbour's timings would feel.
+    let _machine = loopscope_tests::machine::exclusive();
     let stack = Stack::start();
     let prom = Prometheus::start(&stack.jobs(), &[rules_file()], Duration::from_secs(1));
     assert_capture_metrics_exported(
@@ -831,6 +836,8 @@ fn blocked_alerts(prom: &Prometheus) -> Vec<Value> {
 /// keep every share panel at or under 100% (and the old, undivided query over it).
 #[test]
 fn one_block_shows_within_two_scrapes_and_a_busy_machine_does_not_alert() {
+    // Busies every core on purpose, and times one block against two scrapes.
+    let _machine = loopscope_tests::machine::exclusive();
     const TEST: &str = "one_block_shows_within_two_scrapes_and_a_busy_machine_does_not_alert";
     let stack = loopscope_tests::stack::Stack::start(loopscope_tests::stack::StackArgs {
         backend: &["--workers", "1"],
@@ -1003,11 +1010,11 @@ fn one_block_shows_within_two_scrapes_and_a_busy_machine_does_not_alert() {
         stack.worker_async.url("/work/block?ms=12000"),
         stack.worker_async.url("/work/block?ms=12000"),
     ]);
-    let loops: BTreeSet<&str> = both
+    let loops: BTreeSet<String> = both
         .iter()
         .map(|(status, body, _)| {
             assert_eq!(*status, 200, "{body}");
-            body["event_loop"].as_str().unwrap_or_default()
+            loopscope_tests::read_as::<contract::WorkReport>(body).event_loop
         })
         .collect();
     assert_eq!(loops.len(), 2, "two different event loops: {both:?}");
@@ -1079,6 +1086,7 @@ fn handling_colours(panel: &Value) -> BTreeMap<String, String> {
 
 #[test]
 fn stall_panels_keep_the_pod_shares_are_shares_and_the_modes_keep_their_colours() {
+    let _machine = loopscope_tests::machine::shared();
     let mut problems = Vec::new();
     for dash in dashboards() {
         let file = &dash.file;

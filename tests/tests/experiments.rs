@@ -61,6 +61,8 @@ fn assert_passed(o: &Value) {
 
 #[test]
 fn experiments_1_to_3_reproduce_the_seeds() {
+    // Loads a stack and judges latency ratios and orderings.
+    let _machine = loopscope_tests::machine::exclusive();
     let stack = stack();
 
     let out = experiment(&stack, &["blocking", "--quick", "--json"]);
@@ -130,6 +132,7 @@ fn experiments_1_to_3_reproduce_the_seeds() {
 
 #[test]
 fn an_unreachable_stack_is_named_with_what_to_do() {
+    let _machine = loopscope_tests::machine::shared();
     let out = Command::new(bin("loadgen"))
         .args(["experiment", "pool", "--gateway-url", &closed_port_url()])
         .output()
@@ -144,6 +147,7 @@ fn an_unreachable_stack_is_named_with_what_to_do() {
 
 #[test]
 fn bad_experiment_flags_are_refused() {
+    let _machine = loopscope_tests::machine::shared();
     for args in [
         &["experiment", "teleport"][..],
         &["experiment"],

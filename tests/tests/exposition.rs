@@ -28,6 +28,7 @@ fn scrape_while_blocked(block_url: &str, scrape_url: &str) -> Result<Duration, D
 
 #[test]
 fn separate_metrics_answer_while_every_app_worker_is_blocked_and_mounted_do_not() {
+    let _machine = loopscope_tests::machine::shared();
     let separate = start("worker", &["--handling", "async", "--workers", "1"]);
     let took = scrape_while_blocked(
         &separate.url("/work/block?ms=1500"),
@@ -104,6 +105,7 @@ fn promtool() -> String {
 
 #[test]
 fn metrics_carry_the_catalogue_and_pass_promtool() {
+    let _machine = loopscope_tests::machine::shared();
     let backend = start("backend", &["--workers", "1", "--latency-ms", "1"]);
     let worker = start(
         "worker",
@@ -196,6 +198,7 @@ fn metrics_carry_the_catalogue_and_pass_promtool() {
 
 #[test]
 fn probes_answer_on_app_and_admin_ports() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("backend", &["--workers", "1"]);
     for url in [
         svc.url("/healthz"),

@@ -36,6 +36,8 @@ fn raise_fd_limit(want: u64) -> u64 {
 
 #[test]
 fn memory_comes_back_after_a_flood_of_idle_connections() {
+    // Measures the worker's RSS before, during and after a flood of 3,000 connections.
+    let _machine = loopscope_tests::machine::exclusive();
     let flood = 3_000;
     let limit = raise_fd_limit(flood as u64 + 512);
     assert!(limit >= flood as u64 + 256, "descriptor limit {limit}");
@@ -90,6 +92,7 @@ fn memory_comes_back_after_a_flood_of_idle_connections() {
 
 #[test]
 fn max_connections_bounds_what_a_flood_holds_open() {
+    let _machine = loopscope_tests::machine::shared();
     raise_fd_limit(1_024);
     let svc = start(
         "worker",

@@ -1,50 +1,53 @@
 //! The gateway in front of real workers and a real backend.
 use std::time::{Duration, Instant};
 
+use contract::{BackendReport, Compare, ErrorBody, FanoutSummary, Handling, Kind, WorkReport};
 use loopscope_tests::stack::Stack;
-use loopscope_tests::{assert_bad_request, black_hole, closed_port_url, start};
-use serde_json::Value;
-
-fn elapsed(body: &Value) -> f64 {
-    body["elapsed_ms"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no elapsed_ms: {body}"))
-}
+use loopscope_tests::{assert_bad_request, black_hole, closed_port_url, read_as, start};
 
 #[test]
 fn compare_runs_one_job_on_both_modes_at_once() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
-    let (status, body) = s.gateway.get("/api/compare?kind=io&ms=200");
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["async"]["result"]["handling"], "async");
-    assert_eq!(body["threadpool"]["result"]["handling"], "threadpool");
-    for side in ["async", "threadpool"] {
-        assert_eq!(body[side]["status"], 200);
-        assert!(
-            body[side]["result"]["service_ms"].as_f64().unwrap() >= 199.0,
-            "{body}"
-        );
+    let (status, body): (_, Compare) = s.gateway.get_as("/api/compare?kind=io&ms=200");
+    assert_eq!(status, 200, "{body:?}");
+    assert_eq!(body.kind, Kind::Io);
+    for (side, handling) in [
+        (&body.async_side, Handling::Async),
+        (&body.threadpool, Handling::Threadpool),
+    ] {
+        assert_eq!(side.status, 200, "{body:?}");
+        let report = side.report().expect("a work report");
+        assert_eq!(report.handling, handling);
+        assert!(report.service_ms >= 199.0, "{body:?}");
     }
     // Both at once: the whole takes about one job, not two.
-    assert!(elapsed(&body) < 380.0, "compare took {} ms", elapsed(&body));
-
-    let (status, body) = s.gateway.get("/api/compare?kind=call&ms=30");
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["threadpool"]["result"]["backend"]["service"],
-        "backend"
+    assert!(
+        body.elapsed_ms < 380.0,
+        "compare took {} ms",
+        body.elapsed_ms
     );
+
+    let (status, body): (_, Compare) = s.gateway.get_as("/api/compare?kind=call&ms=30");
+    assert_eq!(status, 200, "{body:?}");
+    let report = body.threadpool.report().expect("a work report");
+    let backend: BackendReport = read_as(&report.backend.expect("the backend's answer"));
+    assert_eq!(backend.service, "backend");
 }
 
 #[test]
 fn fanout_reproduces_seed_003() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
     let run = |q: &str| {
-        let (status, body) = s.gateway.get(&format!("/api/fanout?n=10&ms=100&{q}"));
-        assert_eq!(status, 200, "{q}: {body}");
-        assert_eq!(body["ok"], 10, "{body}");
-        assert_eq!(body["calls"].as_array().unwrap().len(), 10);
-        elapsed(&body)
+        let (status, body): (_, FanoutSummary) =
+            s.gateway.get_as(&format!("/api/fanout?n=10&ms=100&{q}"));
+        assert_eq!(status, 200, "{q}: {body:?}");
+        assert_eq!((body.ok, body.failed), (10, 0), "{body:?}");
+        let indexes: Vec<_> = body.calls.iter().map(|c| c.index).collect();
+        assert_eq!(indexes, (0..10).collect::<Vec<_>>(), "in call order");
+        assert!(body.calls.iter().all(|c| c.thread_id.is_some()), "{body:?}");
+        body.elapsed_ms
     };
     let sequential = run("mode=sequential");
     let concurrent = run("mode=concurrent");
@@ -70,22 +73,20 @@ fn fanout_reproduces_seed_003() {
 
 #[test]
 fn proxy_returns_the_workers_answer() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
-    let (status, body) = s.gateway.get("/api/threadpool/work/cpu?ms=5");
+    let (status, body): (_, WorkReport) = s.gateway.get_as("/api/threadpool/work/cpu?ms=5");
     assert_eq!(
-        (status, body["handling"].as_str(), body["kind"].as_str()),
-        (200, Some("threadpool"), Some("cpu"))
+        (status, body.handling, body.kind),
+        (200, Handling::Threadpool, Kind::Cpu)
     );
-    let (status, body) = s.gateway.get("/api/async/work/io?ms=5");
-    assert_eq!(
-        (status, body["handling"].as_str()),
-        (200, Some("async")),
-        "{body}"
-    );
+    let (status, body): (_, WorkReport) = s.gateway.get_as("/api/async/work/io?ms=5");
+    assert_eq!((status, body.handling), (200, Handling::Async), "{body:?}");
 }
 
 #[test]
 fn bad_input_is_refused_before_any_call() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
     let g = &s.gateway;
     assert_bad_request(g, "/api/compare?kind=teleport&ms=1", "kind");
@@ -103,12 +104,13 @@ fn bad_input_is_refused_before_any_call() {
     assert_bad_request(g, "/api/sync/work/io?ms=1", "handling");
     assert_bad_request(g, "/api/async/work/sleep?ms=1", "kind");
     assert_bad_request(g, "/api/async/work/io?ms=1.5", "ms");
-    let (status, body) = g.get("/api/nothing");
-    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    let (status, body): (_, ErrorBody) = g.get_as("/api/nothing");
+    assert_eq!((status, body.error.as_str()), (404, "not_found"));
 }
 
 #[test]
 fn a_worker_that_is_down_or_hangs_gives_502_or_504_within_the_timeout() {
+    let _machine = loopscope_tests::machine::shared();
     let (_hole, hung) = black_hole();
     let down = closed_port_url();
     let gateway = start(
@@ -126,14 +128,14 @@ fn a_worker_that_is_down_or_hangs_gives_502_or_504_within_the_timeout() {
     );
     let timed = |path: &str| {
         let started = Instant::now();
-        let out = gateway.get(path);
+        let out = gateway.get_as::<ErrorBody>(path);
         (out, started.elapsed())
     };
     let ((status, body), took) = timed("/api/async/work/io?ms=1");
     assert_eq!(
-        (status, body["error"].as_str()),
-        (502, Some("upstream_unavailable")),
-        "{body}"
+        (status, body.error.as_str()),
+        (502, "upstream_unavailable"),
+        "{body:?}"
     );
     assert!(
         took < Duration::from_secs(2),
@@ -142,9 +144,9 @@ fn a_worker_that_is_down_or_hangs_gives_502_or_504_within_the_timeout() {
 
     let ((status, body), took) = timed("/api/threadpool/work/io?ms=1");
     assert_eq!(
-        (status, body["error"].as_str()),
-        (504, Some("upstream_timeout")),
-        "{body}"
+        (status, body.error.as_str()),
+        (504, "upstream_timeout"),
+        "{body:?}"
     );
     assert!(
         took >= Duration::from_millis(750) && took < Duration::from_secs(3),
@@ -152,17 +154,23 @@ fn a_worker_that_is_down_or_hangs_gives_502_or_504_within_the_timeout() {
     );
 
     let ((status, body), took) = timed("/api/compare?kind=io&ms=1");
-    assert!(status == 502 || status == 504, "{status} {body}");
+    assert!(status == 502 || status == 504, "{status} {body:?}");
     assert!(
         took < Duration::from_secs(3),
         "compare answered in {took:?}"
     );
 
     let ((status, body), took) = timed("/api/fanout?n=4&ms=1&handling=threadpool&mode=concurrent");
-    assert_eq!(status, 504, "{body}");
+    assert_eq!(status, 504, "{body:?}");
+    let summary: FanoutSummary = read_as(body.details.as_ref().expect("details"));
     assert_eq!(
-        body["details"]["failed"], 4,
-        "each call's outcome is kept: {body}"
+        (summary.failed, summary.calls.len()),
+        (4, 4),
+        "each call's outcome is kept: {summary:?}"
+    );
+    assert!(
+        summary.calls.iter().all(|c| c.error.is_some()),
+        "{summary:?}"
     );
     assert!(took < Duration::from_secs(3), "fanout answered in {took:?}");
 

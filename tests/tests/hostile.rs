@@ -6,9 +6,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use contract::{Compare, ErrorBody, FanoutSummary, Probe, ProbeStatus};
 use loopscope_tests::metrics::sample;
 use loopscope_tests::stack::{Stack, StackArgs};
-use loopscope_tests::{bin, client, get, get_concurrently, start};
+use loopscope_tests::{Reply, bin, client, get, get_concurrently, get_reply, read_as, start};
 
 /// A small deterministic generator: no dependency, reproducible failures.
 struct XorShift(u64);
@@ -65,6 +66,7 @@ const SCRAPE_BYTES_BUDGET: usize = 512 * 1024;
 
 #[test]
 fn clients_cannot_create_series_without_bound() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let before = svc.metrics();
     let http = reqwest::blocking::Client::builder()
@@ -134,6 +136,7 @@ fn clients_cannot_create_series_without_bound() {
 
 #[test]
 fn requests_queued_behind_a_6s_block_are_answered_and_counted() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let before = svc.metrics();
     let block_url = svc.url("/work/block?ms=6000");
@@ -168,6 +171,7 @@ fn requests_queued_behind_a_6s_block_are_answered_and_counted() {
 
 #[test]
 fn a_client_that_sends_nothing_still_gets_a_408() {
+    let _machine = loopscope_tests::machine::shared();
     // The head timeout still protects against slowloris: only its stale clock was the bug.
     let svc = start(
         "worker",
@@ -197,6 +201,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn a_worker_whose_stdout_nobody_reads_keeps_answering_and_stops_on_sigterm() {
+    let _machine = loopscope_tests::machine::shared();
     let (port, admin) = (free_port(), free_port());
     let mut child = Command::new(bin("worker"))
         .args([
@@ -277,6 +282,7 @@ fn a_worker_whose_stdout_nobody_reads_keeps_answering_and_stops_on_sigterm() {
 
 #[test]
 fn a_hung_app_port_is_not_ready() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let admin = client(Duration::from_secs(5));
     assert_eq!(
@@ -289,30 +295,16 @@ fn a_hung_app_port_is_not_ready() {
         std::thread::sleep(Duration::from_millis(300));
         let res = admin.get(svc.admin_url("/readyz")).send().unwrap();
         assert_eq!(res.status(), 503);
-        let body: serde_json::Value = res.json().unwrap();
-        assert_eq!(body["status"], "unresponsive", "{body}");
+        let body: Probe = res.json().unwrap();
+        assert_eq!(body.status, ProbeStatus::Unresponsive, "{body:?}");
+        assert!(body.message.is_some_and(|m| m.contains("/healthz")));
         assert_eq!(block.join().unwrap().0, 200);
     });
     // And the admin port's unknown paths answer JSON.
     let res = admin.get(svc.admin_url("/nope")).send().unwrap();
     assert_eq!(res.status(), 404);
-    let body: serde_json::Value = res.json().unwrap();
-    assert_eq!(body["error"], "not_found", "{body}");
-}
-
-/// GET with a client of `timeout`: status, `Retry-After`, JSON body.
-fn get_full(url: &str, timeout: Duration) -> (u16, Option<String>, serde_json::Value) {
-    let res = client(timeout)
-        .get(url)
-        .send()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = res.status().as_u16();
-    let retry = res
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (status, retry, res.json().unwrap_or(serde_json::Value::Null))
+    let body: ErrorBody = res.json().unwrap();
+    assert_eq!(body.error, "not_found", "{body:?}");
 }
 
 fn small_stack(gateway: &[&str]) -> Stack {
@@ -325,6 +317,7 @@ fn small_stack(gateway: &[&str]) -> Stack {
 
 #[test]
 fn a_public_request_orders_a_bounded_amount_of_work() {
+    let _machine = loopscope_tests::machine::shared();
     let s = small_stack(&[]);
     // Work budget: n x ms of cpu/block, compare counting both workers.
     for path in [
@@ -333,25 +326,19 @@ fn a_public_request_orders_a_bounded_amount_of_work() {
         "/api/threadpool/work/cpu?ms=60000",
         "/api/compare?kind=block&ms=1500",
     ] {
-        let (status, body) = s.gateway.get(path);
-        assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(body["param"], "ms", "{path}: {body}");
-        let message = body["message"].as_str().unwrap();
+        let (status, body): (_, ErrorBody) = s.gateway.get_as(path);
+        assert_eq!(status, 400, "{path}: {body:?}");
+        assert_eq!(body.param.as_deref(), Some("ms"), "{path}: {body:?}");
+        let message = body.message;
         assert!(
             message.contains("--max-work-ms") || message.contains("--upstream-timeout-ms"),
             "{path}: the limit is named: {message}"
         );
     }
     // ms past what the gateway can wait for, whatever the kind.
-    let (status, body) = s.gateway.get("/api/async/work/io?ms=31000");
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("--upstream-timeout-ms"),
-        "{body}"
-    );
+    let (status, body): (_, ErrorBody) = s.gateway.get_as("/api/async/work/io?ms=31000");
+    assert_eq!(status, 400, "{body:?}");
+    assert!(body.message.contains("--upstream-timeout-ms"), "{body:?}");
     // Within the budget, the experiments' requests still run.
     for path in [
         "/api/fanout?n=10&kind=cpu&ms=5",
@@ -366,32 +353,36 @@ fn a_public_request_orders_a_bounded_amount_of_work() {
 
 #[test]
 fn a_fanout_answers_at_its_deadline_with_the_calls_that_finished() {
+    let _machine = loopscope_tests::machine::shared();
     let s = small_stack(&["--fanout-deadline-ms", "1000"]);
     let started = Instant::now();
-    let (status, _, body) = get_full(
+    let Reply { status, body, .. } = get_reply(
         &s.gateway.url("/api/fanout?n=10&ms=300&mode=sequential"),
         Duration::from_secs(10),
+        &[],
     );
     let took = started.elapsed();
     assert_eq!(status, 504, "{body}");
     assert!(took < Duration::from_millis(2_500), "{took:?}");
-    let details = &body["details"];
-    let calls = details["calls"].as_array().unwrap();
-    assert_eq!(calls.len(), 10, "{body}");
-    let ok = details["ok"].as_u64().unwrap();
+    let body: ErrorBody = read_as(&body);
+    let summary: FanoutSummary = read_as(body.details.as_ref().expect("details"));
+    let calls = &summary.calls;
+    assert_eq!(calls.len(), 10, "{summary:?}");
     assert!(
-        (2..=4).contains(&ok),
-        "about 3 of 300 ms fit in 1 s: {body}"
+        (2..=4).contains(&summary.ok),
+        "about 3 of 300 ms fit in 1 s: {summary:?}"
     );
     assert!(
-        calls[9]["error"].as_str().unwrap().contains("deadline"),
-        "{body}"
+        calls[9].error.as_ref().unwrap().contains("deadline"),
+        "{summary:?}"
     );
-    assert_eq!(calls[0]["status"], 200, "{body}");
+    assert_eq!(calls[9].sent_at_ms, None, "never sent: {summary:?}");
+    assert_eq!(calls[0].status, Some(200), "{summary:?}");
 }
 
 #[test]
 fn a_sequential_fanout_to_a_hung_worker_ends_at_the_deadline() {
+    let _machine = loopscope_tests::machine::shared();
     let (_hole, hole_url) = loopscope_tests::black_hole();
     let gateway = start(
         "gateway",
@@ -405,32 +396,34 @@ fn a_sequential_fanout_to_a_hung_worker_ends_at_the_deadline() {
         ],
     );
     let started = Instant::now();
-    let (status, body) = gateway.get("/api/fanout?n=50&ms=1&mode=sequential");
-    assert_eq!(status, 504, "{body}");
+    let (status, body): (_, ErrorBody) = gateway.get_as("/api/fanout?n=50&ms=1&mode=sequential");
+    assert_eq!(status, 504, "{body:?}");
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(body["details"]["failed"], 50, "{body}");
+    let summary: FanoutSummary = read_as(body.details.as_ref().expect("details"));
+    assert_eq!(summary.failed, 50, "{summary:?}");
 }
 
 #[test]
 fn the_gateway_sheds_past_its_in_flight_limit() {
+    let _machine = loopscope_tests::machine::shared();
     let s = small_stack(&["--max-in-flight", "2"]);
     let url = s.gateway.url("/api/async/work/io?ms=1500");
     let results: Vec<_> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..6)
-            .map(|_| sc.spawn(|| get_full(&url, Duration::from_secs(10))))
+            .map(|_| sc.spawn(|| get_reply(&url, Duration::from_secs(10), &[])))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let ok = results.iter().filter(|r| r.0 == 200).count();
-    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
     assert_eq!((ok, shed.len()), (2, 4), "{results:?}");
-    for (_, retry, body) in shed {
-        assert_eq!(retry.as_deref(), Some("1"));
-        assert_eq!(body["error"], "overloaded", "{body}");
+    for reply in shed {
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_eq!(read_as::<ErrorBody>(&reply.body).error, "overloaded");
     }
     // The places are given back.
     assert_eq!(s.gateway.get("/api/async/work/io?ms=1").0, 200);
@@ -454,21 +447,22 @@ fn pool_worker(queue: &str) -> loopscope_tests::Service {
 
 #[test]
 fn a_full_pool_queue_sheds_with_503_and_retry_after() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = pool_worker("2");
     let url = svc.url("/work/io?ms=1000");
     let results: Vec<_> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..8)
-            .map(|_| sc.spawn(|| get_full(&url, Duration::from_secs(10))))
+            .map(|_| sc.spawn(|| get_reply(&url, Duration::from_secs(10), &[])))
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let ok = results.iter().filter(|r| r.0 == 200).count();
-    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    let ok = results.iter().filter(|r| r.status == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
     // One running and two waiting; the other five shed.
     assert_eq!((ok, shed.len()), (3, 5), "{results:?}");
-    for (_, retry, body) in &shed {
-        assert_eq!(retry.as_deref(), Some("1"));
-        assert_eq!(body["error"], "pool_queue_full", "{body}");
+    for reply in &shed {
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_eq!(read_as::<ErrorBody>(&reply.body).error, "pool_queue_full");
     }
     let page = svc.metrics();
     let shed_total = sample(
@@ -481,13 +475,14 @@ fn a_full_pool_queue_sheds_with_503_and_retry_after() {
 
 #[test]
 fn jobs_of_clients_that_gave_up_are_not_run() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = pool_worker("100");
     let slow = svc.url("/work/io?ms=1500");
     let queued = svc.url("/work/io?ms=1000");
     let fresh = svc.url("/work/io?ms=1");
     std::thread::scope(|sc| {
         // Holds the only pool thread for 1.5 s.
-        let first = sc.spawn(|| get_full(&slow, Duration::from_secs(10)));
+        let first = sc.spawn(|| get_reply(&slow, Duration::from_secs(10), &[]));
         std::thread::sleep(Duration::from_millis(200));
         // Ten clients queue behind it and give up after 300 ms.
         let quitters: Vec<_> = (0..10)
@@ -508,14 +503,14 @@ fn jobs_of_clients_that_gave_up_are_not_run() {
         }
         // Had their jobs run, this one would wait 10 s behind them.
         let started = Instant::now();
-        let (status, _, body) = get_full(&fresh, Duration::from_secs(20));
+        let Reply { status, body, .. } = get_reply(&fresh, Duration::from_secs(20), &[]);
         assert_eq!(status, 200, "{body}");
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "{:?}: {body}",
             started.elapsed()
         );
-        assert_eq!(first.join().unwrap().0, 200);
+        assert_eq!(first.join().unwrap().status, 200);
     });
     let page = svc.metrics();
     let abandoned = sample(
@@ -528,6 +523,7 @@ fn jobs_of_clients_that_gave_up_are_not_run() {
 
 #[test]
 fn statuses_without_a_body_have_none_and_compare_fails_when_both_sides_do() {
+    let _machine = loopscope_tests::machine::shared();
     let dead_backend = loopscope_tests::closed_port_url();
     let worker = |handling: &str| {
         start(
@@ -563,19 +559,21 @@ fn statuses_without_a_body_have_none_and_compare_fails_when_both_sides_do() {
             &t.base_url(),
         ],
     );
-    let (status, body) = gateway.get("/api/compare?kind=call");
-    assert_eq!(status, 502, "{body}");
-    assert_eq!(body["details"]["async"]["status"], 502, "{body}");
-    assert_eq!(body["details"]["threadpool"]["status"], 502, "{body}");
+    let (status, body): (_, ErrorBody) = gateway.get_as("/api/compare?kind=call");
+    assert_eq!(status, 502, "{body:?}");
+    let compare: Compare = read_as(body.details.as_ref().expect("details"));
+    assert_eq!(compare.async_side.status, 502, "{compare:?}");
+    assert_eq!(compare.threadpool.status, 502, "{compare:?}");
 }
 
 #[test]
 fn echoed_input_is_truncated() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let long = "x".repeat(20_000);
-    let (status, body) = svc.get(&format!("/work/io?ms={long}"));
+    let (status, body): (_, ErrorBody) = svc.get_as(&format!("/work/io?ms={long}"));
     assert_eq!(status, 400);
-    let message = body["message"].as_str().unwrap();
+    let message = body.message;
     assert!(message.len() < 300, "{} bytes", message.len());
     assert!(message.contains("20000 bytes"), "{message}");
     let (status, body) = svc.get(&format!("/{long}"));
@@ -585,6 +583,7 @@ fn echoed_input_is_truncated() {
 
 #[test]
 fn disabled_layers_warn_at_start_and_show_in_a_metric() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -633,6 +632,7 @@ fn odd_upstream(status_line: &'static str) -> String {
 
 #[test]
 fn the_proxy_does_not_pass_on_a_status_http_does_not_have() {
+    let _machine = loopscope_tests::machine::shared();
     let gateway = start(
         "gateway",
         &[
@@ -692,6 +692,7 @@ fn redirecting_upstream(location: String) -> String {
 
 #[test]
 fn service_to_service_clients_refuse_redirects() {
+    let _machine = loopscope_tests::machine::shared();
     let (target, hits) = redirect_target();
     // Negative control: the target does count a connection made to it.
     drop(
@@ -731,15 +732,12 @@ fn service_to_service_clients_refuse_redirects() {
         let mut args = vec!["--workers", "1"];
         args.extend(flags.iter().copied());
         let svc = start(name, &args);
-        let (status, body) = svc.get(path);
-        assert_eq!(status, 502, "{name} {flags:?}: {body}");
-        assert_eq!(body["error"], "upstream_unavailable", "{body}");
+        let (status, body): (_, ErrorBody) = svc.get_as(path);
+        assert_eq!(status, 502, "{name} {flags:?}: {body:?}");
+        assert_eq!(body.error, "upstream_unavailable", "{body:?}");
         assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("a redirect, not followed"),
-            "{body}"
+            body.message.contains("a redirect, not followed"),
+            "{body:?}"
         );
         let failed = sample(
             &svc.metrics(),

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use contract::ErrorBody;
 use loopscope_tests::metrics::sample;
 use loopscope_tests::{Service, start};
 
@@ -74,10 +75,9 @@ fn logged_now(svc: &Service, status: u16) -> Vec<serde_json::Value> {
 fn assert_json_answer(head: &str, body: &str, code: &str, log: &[serde_json::Value]) {
     assert!(head.contains("content-type: application/json"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
-    let json: serde_json::Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
-    assert_eq!(json["error"], code, "{json}");
-    let id = json["request_id"].as_str().expect("request_id");
+    let json: ErrorBody = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(json.error, code, "{json:?}");
+    let id = json.request_id.as_deref().expect("request_id");
     assert!(head.contains(&format!("x-request-id: {id}")), "{head}");
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["request_id"], id);
@@ -86,6 +86,7 @@ fn assert_json_answer(head: &str, body: &str, code: &str, log: &[serde_json::Val
 
 #[test]
 fn answers_of_the_http_layer_are_counted_logged_and_json() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -168,6 +169,7 @@ fn answers_of_the_http_layer_are_counted_logged_and_json() {
 
 #[test]
 fn a_bad_request_after_a_good_one_on_the_same_connection_keeps_the_first_answer() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let mut stream = TcpStream::connect(svc.app).expect("connect");
     stream

@@ -207,6 +207,7 @@ fn assert_stack_answers(flags: &[String], procs: &[(String, u32)]) {
 
 #[test]
 fn up_in_the_background_then_down_leaves_nothing_running() {
+    let _machine = loopscope_tests::machine::shared();
     let dir = StateDir::new("background");
     let flags = free_port_flags();
     let out = loopscope(
@@ -273,6 +274,7 @@ fn up_in_the_background_then_down_leaves_nothing_running() {
 
 #[test]
 fn up_in_the_foreground_stops_everything_on_ctrl_c() {
+    let _machine = loopscope_tests::machine::shared();
     let dir = StateDir::new("foreground");
     let flags = free_port_flags();
     let mut child = loopscope("up", &dir, &flags)
@@ -305,6 +307,7 @@ fn up_in_the_foreground_stops_everything_on_ctrl_c() {
 
 #[test]
 fn a_port_in_use_is_named_and_nothing_starts() {
+    let _machine = loopscope_tests::machine::shared();
     let dir = StateDir::new("busy");
     let mut flags = free_port_flags();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -337,6 +340,7 @@ fn a_port_in_use_is_named_and_nothing_starts() {
 
 #[test]
 fn a_service_that_dies_while_starting_fails_up_with_its_log() {
+    let _machine = loopscope_tests::machine::shared();
     // A bin folder whose backend exits at once; the others are the real ones (never reached).
     let dir = StateDir::new("dies");
     let bins = dir.join("bin");

@@ -34,6 +34,8 @@ fn access_lines(logs: &[String]) -> usize {
 
 #[test]
 fn by_default_every_layer_records() {
+    // Counts exactly one blocked poll: a neighbour's load could stretch another.
+    let _machine = loopscope_tests::machine::exclusive();
     let (page, logs) = exercise(&[]);
     assert_eq!(
         sample(&page, "loopscope_http_requests_total", &[ROUTE]),
@@ -54,6 +56,8 @@ fn by_default_every_layer_records() {
 
 #[test]
 fn disabled_layers_record_nothing_and_the_route_still_answers() {
+    // Counts polls and lag samples over 100 ms.
+    let _machine = loopscope_tests::machine::exclusive();
     let (page, logs) = exercise(&[
         "--disable-layers",
         "sentry,access-log,http-metrics,in-flight,stall",
@@ -80,6 +84,8 @@ fn disabled_layers_record_nothing_and_the_route_still_answers() {
 
 #[test]
 fn one_layer_off_leaves_the_others_on() {
+    // Counts polls and lag samples over 100 ms.
+    let _machine = loopscope_tests::machine::exclusive();
     let (page, logs) = exercise(&["--disable-layers", "http-metrics"]);
     assert_eq!(sample(&page, "loopscope_http_requests_total", &[]), None);
     assert_eq!(
@@ -91,6 +97,7 @@ fn one_layer_off_leaves_the_others_on() {
 
 #[test]
 fn an_unknown_layer_fails_naming_the_setting() {
+    let _machine = loopscope_tests::machine::shared();
     let out = std::process::Command::new(loopscope_tests::bin("worker"))
         .args([
             "--handling",

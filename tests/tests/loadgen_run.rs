@@ -73,6 +73,7 @@ fn block(w: &Service, ms: u64) -> std::thread::JoinHandle<()> {
 
 #[test]
 fn closed_model_against_a_real_worker() {
+    let _machine = loopscope_tests::machine::shared();
     let w = worker();
     let out = run(&["-c", "4", "-n", "40", "--json", &w.url("/work/io?ms=20")]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -99,6 +100,7 @@ fn closed_model_against_a_real_worker() {
 
 #[test]
 fn open_model_counts_latency_from_the_intended_send_time() {
+    let _machine = loopscope_tests::machine::shared();
     let w = worker();
     let url = w.url("/work/io?ms=1");
 
@@ -133,6 +135,7 @@ fn open_model_counts_latency_from_the_intended_send_time() {
 
 #[test]
 fn an_unreachable_target_ends_with_error_kinds_not_a_panic() {
+    let _machine = loopscope_tests::machine::shared();
     let url = closed_port_url();
     let out = run(&["-c", "2", "-n", "10", "--json", &url]);
     assert!(!out.status.success());
@@ -166,6 +169,7 @@ fn an_unreachable_target_ends_with_error_kinds_not_a_panic() {
 
 #[test]
 fn bad_flags_fail_naming_the_flag() {
+    let _machine = loopscope_tests::machine::shared();
     for (args, needle) in [
         (&["--rate", "0", "http://127.0.0.1:1/"][..], "--rate"),
         (&["-c", "0", "http://127.0.0.1:1/"][..], "--concurrency"),
@@ -203,6 +207,7 @@ fn bad_flags_fail_naming_the_flag() {
 
 #[test]
 fn ctrl_c_prints_the_partial_summary_and_exits_130() {
+    let _machine = loopscope_tests::machine::shared();
     let w = worker();
     let child = loadgen()
         .args(["run", "--rate", "20", "-d", "60s", "--json"])
@@ -226,6 +231,7 @@ fn ctrl_c_prints_the_partial_summary_and_exits_130() {
 
 #[test]
 fn serve_sends_mixed_traffic_and_exports_client_metrics() {
+    let _machine = loopscope_tests::machine::shared();
     let s = Stack::small();
     let mut serve = loopscope_tests::start_loadgen_serve(&[
         "--workers",

@@ -4,8 +4,11 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use contract::{BackendReport, ErrorBody, Kind, WorkReport};
 use loopscope_tests::spotlight::{self, Spotlight, exception, request_url, tag, trace};
-use loopscope_tests::{Service, black_hole, closed_port_url, start};
+use loopscope_tests::{
+    Reply, Service, black_hole, closed_port_url, dsn_at, get_reply, read_as, start,
+};
 use serde_json::Value;
 
 /// The worker's fault routes, to find the lines events must point at.
@@ -67,18 +70,25 @@ fn assert_release(item: &Value) {
 
 #[test]
 fn an_error_response_reaches_sentry_with_route_tags_request_id_trace_and_stack() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let svc = worker(&spotlight, &["--sentry-environment", "sentry-e2e"]);
 
     // A caller's request id is kept; a secret in the query never leaves the process.
-    let (status, headers, body) = get_with(
+    let Reply {
+        status,
+        headers,
+        body,
+    } = get_reply(
         &svc.url("/fault/error?token=hunter2&ms=5"),
+        Duration::from_secs(30),
         &[("x-request-id", "caller-id-42")],
     );
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "injected_fault", "{body}");
+    let body: ErrorBody = read_as(&body);
+    assert_eq!(status, 500, "{body:?}");
+    assert_eq!(body.error, "injected_fault", "{body:?}");
     assert_eq!(headers["x-request-id"], "caller-id-42");
-    assert_eq!(body["request_id"], "caller-id-42", "{body}");
+    assert_eq!(body.request_id.as_deref(), Some("caller-id-42"), "{body:?}");
 
     let event = spotlight.wait_for("error event of GET /fault/error", EVENT_WAIT, |i| {
         is_event(i) && url_contains(i, "/fault/error")
@@ -126,14 +136,25 @@ fn an_error_response_reaches_sentry_with_route_tags_request_id_trace_and_stack()
 
 #[test]
 fn an_invalid_or_oversized_request_id_is_replaced() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async"]);
     for bad in ["a b", &"x".repeat(65), "caf\u{e9}"] {
-        let (status, headers, _) = get_with(&svc.url("/work/io?ms=0"), &[("x-request-id", bad)]);
+        let Reply {
+            status, headers, ..
+        } = get_reply(
+            &svc.url("/work/io?ms=0"),
+            Duration::from_secs(30),
+            &[("x-request-id", bad)],
+        );
         assert_eq!(status, 200);
         let id = headers["x-request-id"].to_str().expect("ascii");
         assert!(id != bad && id.len() == 32, "{bad:?} kept as {id:?}");
     }
-    let (_, headers, _) = get_with(&svc.url("/work/io?ms=0"), &[("x-request-id", "ok-id_1.2")]);
+    let Reply { headers, .. } = get_reply(
+        &svc.url("/work/io?ms=0"),
+        Duration::from_secs(30),
+        &[("x-request-id", "ok-id_1.2")],
+    );
     assert_eq!(headers["x-request-id"], "ok-id_1.2");
 }
 
@@ -142,6 +163,7 @@ fn an_invalid_or_oversized_request_id_is_replaced() {
 /// the pool thread's stack.
 #[test]
 fn a_panic_on_a_pool_thread_is_answered_500_and_reported_with_its_request() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let dsn = spotlight.dsn();
     let svc = start(
@@ -150,9 +172,17 @@ fn a_panic_on_a_pool_thread_is_answered_500_and_reported_with_its_request() {
     );
     loopscope_tests::wait_for_log(&svc, "panic reporter ready: symbols loaded");
 
-    let (status, headers, body) = get_with(&svc.url("/fault/panic"), &[]);
+    let Reply {
+        status,
+        headers,
+        body,
+    } = get_reply(&svc.url("/fault/panic"), Duration::from_secs(30), &[]);
     assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "internal_error", "{body}");
+    assert_eq!(
+        read_as::<ErrorBody>(&body).error,
+        "internal_error",
+        "{body}"
+    );
     let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
     let event = spotlight.wait_for("pool panic event", EVENT_WAIT, |i| {
         is_event(i) && exception(i).is_some_and(|(kind, _)| kind == "panic")
@@ -187,6 +217,7 @@ fn a_panic_on_a_pool_thread_is_answered_500_and_reported_with_its_request() {
 
 #[test]
 fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     // One event loop: the request after the panic is served by the thread that panicked.
     let svc = worker(
@@ -196,9 +227,17 @@ fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
     // Symbols load in the background after start; until then a panic has its line only.
     loopscope_tests::wait_for_log(&svc, "panic reporter ready: symbols loaded");
 
-    let (status, headers, body) = get_with(&svc.url("/fault/panic"), &[]);
+    let Reply {
+        status,
+        headers,
+        body,
+    } = get_reply(&svc.url("/fault/panic"), Duration::from_secs(30), &[]);
     assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "internal_error", "{body}");
+    assert_eq!(
+        read_as::<ErrorBody>(&body).error,
+        "internal_error",
+        "{body}"
+    );
     let request_id = headers["x-request-id"].to_str().expect("id").to_owned();
 
     let event = spotlight.wait_for("panic event", EVENT_WAIT, |i| {
@@ -255,12 +294,12 @@ fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
         "{s}"
     );
 
-    let (status, body) = svc.get("/work/io?ms=1");
+    let (status, body): (_, WorkReport) = svc.get_as("/work/io?ms=1");
     assert_eq!(
         status, 200,
-        "the worker stopped serving after a panic: {body}"
+        "the worker stopped serving after a panic: {body:?}"
     );
-    assert_eq!(body["kind"], "io", "{body}");
+    assert_eq!(body.kind, Kind::Io, "{body:?}");
     // Reported off the event loop: the panic did not hold it past the stall threshold.
     spotlight.wait_for("transaction of GET /work/io", EVENT_WAIT, |i| {
         is_transaction(i) && url_contains(i, "/work/io?ms=1")
@@ -279,6 +318,7 @@ fn a_panic_is_caught_answered_and_reported_with_its_line_and_no_false_stall() {
 
 #[test]
 fn a_blocked_event_loop_is_reported_and_awaited_io_is_not() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let svc = worker(&spotlight, &["--stall-threshold-ms", "10"]);
 
@@ -317,6 +357,7 @@ fn a_blocked_event_loop_is_reported_and_awaited_io_is_not() {
 
 #[test]
 fn one_trace_spans_gateway_worker_and_backend() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let dsn = spotlight.dsn();
     let backend = start("backend", &traced(&dsn, &[]));
@@ -352,9 +393,10 @@ fn one_trace_spans_gateway_worker_and_backend() {
     let mut traces = Vec::new();
     for handling in ["async", "threadpool"] {
         let path = format!("/api/{handling}/work/call?ms=5");
-        let (status, body) = gateway.get(&path);
-        assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(body["backend"]["service"], "backend", "{path}: {body}");
+        let (status, body): (_, WorkReport) = gateway.get_as(&path);
+        assert_eq!(status, 200, "{path}: {body:?}");
+        let backend: BackendReport = read_as(body.backend.as_ref().expect("backend"));
+        assert_eq!(backend.service, "backend", "{path}: {body:?}");
 
         let root = spotlight.wait_for(&format!("gateway transaction of {path}"), EVENT_WAIT, |i| {
             is_transaction(i) && tag(i, "service") == Some("gateway") && url_ends_with(i, &path)
@@ -430,11 +472,9 @@ fn one_trace_spans_gateway_worker_and_backend() {
 
 #[test]
 fn a_sentry_host_that_never_answers_does_not_slow_requests_or_the_shutdown() {
+    let _machine = loopscope_tests::machine::shared();
     let (black_hole, _) = loopscope_tests::black_hole();
-    let dsn = format!(
-        "http://public@{}/0",
-        black_hole.local_addr().expect("black hole address")
-    );
+    let dsn = dsn_at(black_hole.local_addr().expect("black hole address"));
     let mut svc = start(
         "worker",
         &[
@@ -453,10 +493,10 @@ fn a_sentry_host_that_never_answers_does_not_slow_requests_or_the_shutdown() {
 
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, body) = svc.get("/fault/error");
+        let (status, body): (_, ErrorBody) = svc.get_as("/fault/error");
         let took = started.elapsed();
-        assert_eq!(status, 500, "{body}");
-        assert_eq!(body["error"], "injected_fault", "{body}");
+        assert_eq!(status, 500, "{body:?}");
+        assert_eq!(body.error, "injected_fault", "{body:?}");
         assert!(
             took < Duration::from_secs(1),
             "/fault/error took {took:?}: reporting to a hung Sentry host delays the response"
@@ -490,17 +530,18 @@ fn a_sentry_host_that_never_answers_does_not_slow_requests_or_the_shutdown() {
 
 #[test]
 fn without_a_dsn_faults_still_answer_json_and_nothing_breaks() {
+    let _machine = loopscope_tests::machine::shared();
     let mut svc = start("worker", &["--handling", "async"]);
-    let (status, body) = svc.get("/fault/error");
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "injected_fault", "{body}");
+    let (status, body): (_, ErrorBody) = svc.get_as("/fault/error");
+    assert_eq!(status, 500, "{body:?}");
+    assert_eq!(body.error, "injected_fault", "{body:?}");
     assert!(
-        body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
-        "{body}"
+        body.request_id.as_ref().is_some_and(|r| !r.is_empty()),
+        "{body:?}"
     );
-    let (status, body) = svc.get("/fault/panic");
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "internal_error", "{body}");
+    let (status, body): (_, ErrorBody) = svc.get_as("/fault/panic");
+    assert_eq!(status, 500, "{body:?}");
+    assert_eq!(body.error, "internal_error", "{body:?}");
     // The stall reporter has no client to report to: the request must not care.
     let (status, body) = svc.get("/work/block?ms=20");
     assert_eq!(status, 200, "{body}");
@@ -546,6 +587,7 @@ fn last_logs(svc: &Service) -> String {
 
 #[test]
 fn sentry_release_overrides_the_build_stamped_release() {
+    let _machine = loopscope_tests::machine::shared();
     // The chart sets SENTRY_RELEASE to the image tag.
     let spotlight = Spotlight::start();
     let svc = worker(&spotlight, &["--sentry-release", "loopscope@1.2.3-chart"]);
@@ -563,6 +605,7 @@ fn sentry_release_overrides_the_build_stamped_release() {
 
 #[test]
 fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let dsn = spotlight.dsn();
     let (hung, hung_url) = black_hole();
@@ -641,7 +684,11 @@ fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals(
         // Two requests differing only in the query: one issue in Sentry, not two.
         for ms in [5, 6] {
             let url = svc.url(&format!("{path}{ms}"));
-            let (got, headers, body) = get_with(&url, &[]);
+            let Reply {
+                status: got,
+                headers,
+                body,
+            } = get_reply(&url, Duration::from_secs(30), &[]);
             assert_eq!(got, status, "{url}: {body}");
             let text = body.to_string();
             assert!(
@@ -719,6 +766,7 @@ fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals(
 
 #[test]
 fn unsampled_requests_send_no_transaction_but_their_errors_keep_the_trace() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let dsn = spotlight.dsn();
     let svc = start(
@@ -737,7 +785,9 @@ fn unsampled_requests_send_no_transaction_but_their_errors_keep_the_trace() {
     for path in ["/healthz", "/readyz", "/work/io?ms=1"] {
         assert_eq!(svc.get(path).0, 200, "{path}");
     }
-    let (status, headers, _) = get_with(&svc.url("/fault/error"), &[]);
+    let Reply {
+        status, headers, ..
+    } = get_reply(&svc.url("/fault/error"), Duration::from_secs(30), &[]);
     assert_eq!(status, 500);
     let id = headers["x-request-id"].to_str().expect("id").to_owned();
     let event = spotlight.wait_for("error event", EVENT_WAIT, |i| {
@@ -757,8 +807,9 @@ fn unsampled_requests_send_no_transaction_but_their_errors_keep_the_trace() {
 
     // An incoming decision wins over the local rate: the caller sampled, so we trace.
     let caller_trace = "0123456789abcdef0123456789abcdef";
-    let (status, _, _) = get_with(
+    let Reply { status, .. } = get_reply(
         &svc.url("/work/io?ms=1"),
+        Duration::from_secs(30),
         &[(
             "sentry-trace",
             &format!("{caller_trace}-0123456789abcdef-1"),
@@ -781,6 +832,7 @@ fn unsampled_requests_send_no_transaction_but_their_errors_keep_the_trace() {
 
 #[test]
 fn probes_are_not_traced_and_the_startup_log_says_where_sentry_goes() {
+    let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let svc = worker(&spotlight, &["--metrics-exposition", "both"]);
     for path in ["/healthz", "/readyz", "/metrics", "/work/io?ms=1"] {
@@ -809,19 +861,6 @@ fn probes_are_not_traced_and_the_startup_log_says_where_sentry_goes() {
 
     let off = start("worker", &["--handling", "async"]);
     log_line(&off, "sentry off");
-}
-
-/// GET with extra headers: status, response headers, JSON body (Null if not JSON).
-fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut request = loopscope_tests::client(Duration::from_secs(30)).get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let res = request.send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let body = serde_json::from_str(&res.text().unwrap_or_default()).unwrap_or(Value::Null);
-    (status, headers, body)
 }
 
 fn url_contains(item: &Value, part: &str) -> bool {
@@ -910,6 +949,7 @@ fn span<'a>(transaction: &'a Value, op: &str) -> Option<&'a Value> {
 
 #[test]
 fn an_oversized_upstream_body_fails_the_call_as_a_bad_body() {
+    let _machine = loopscope_tests::machine::shared();
     let backend = start("backend", &["--latency-ms", "0"]);
     for (handling, limit, status) in [
         ("async", "64", 502),
@@ -931,7 +971,8 @@ fn an_oversized_upstream_body_fails_the_call_as_a_bad_body() {
         assert_eq!(got, status, "{handling}, limit {limit}: {body}");
         if status == 502 {
             assert_eq!(
-                body["message"], "backend answered 200 with an unusable body (too large)",
+                read_as::<ErrorBody>(&body).message,
+                "backend answered 200 with an unusable body (too large)",
                 "{body}"
             );
         }

@@ -1,10 +1,13 @@
 //! SIGTERM under load: readiness drops, every accepted request finishes, exit 0.
 use std::time::{Duration, Instant};
 
-use loopscope_tests::{client, get, start};
+use contract::ErrorBody;
+use loopscope_tests::{Reply, client, get, read_as, start, try_get_reply};
 
 #[test]
 fn sigterm_under_load_loses_no_accepted_request() {
+    // Loads the worker and times its drain against the grace.
+    let _machine = loopscope_tests::machine::exclusive();
     for handling in ["async", "threadpool"] {
         let mut svc = start(
             "worker",
@@ -70,26 +73,15 @@ fn sigterm_under_load_loses_no_accepted_request() {
     }
 }
 
-/// A GET that returns when the answer is complete: status, `connection` header, JSON body,
-/// and when it arrived. `Err` when the connection closed without an answer.
-fn timed_get(url: &str) -> Result<(u16, String, serde_json::Value, Instant), String> {
-    let res = client(Duration::from_secs(30))
-        .get(url)
-        .send()
-        .map_err(|e| e.to_string())?;
-    let status = res.status().as_u16();
-    let connection = res
-        .headers()
-        .get("connection")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = res.json().unwrap_or(serde_json::Value::Null);
-    Ok((status, connection, body, Instant::now()))
+/// A GET and when its answer arrived; `Err` when the connection closed without one.
+fn timed_get(url: &str) -> Result<(Reply, Instant), reqwest::Error> {
+    try_get_reply(url, Duration::from_secs(30), &[]).map(|reply| (reply, Instant::now()))
 }
 
 #[test]
 fn requests_still_running_when_the_grace_ends_get_a_503_before_the_exit() {
+    // Times answers against the grace.
+    let _machine = loopscope_tests::machine::exclusive();
     let mut svc = start(
         "worker",
         &[
@@ -120,15 +112,15 @@ fn requests_still_running_when_the_grace_ends_get_a_503_before_the_exit() {
             started.elapsed()
         );
         // Accepted earlier and done within the grace: answered as usual.
-        let (status, _, _, _) = short.join().unwrap().expect("the short request's answer");
-        assert_eq!(status, 200);
+        let (short, _) = short.join().unwrap().expect("the short request's answer");
+        assert_eq!(short.status, 200);
         // Still running when the grace ended: a 503 JSON, before the process was gone.
-        let (status, connection, body, arrived) =
-            slow.join().unwrap().expect("an answer, not a TCP close");
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["error"], "shutting_down", "{body}");
-        assert!(body["request_id"].is_string(), "{body}");
-        assert_eq!(connection, "close");
+        let (slow, arrived) = slow.join().unwrap().expect("an answer, not a TCP close");
+        let body: ErrorBody = read_as(&slow.body);
+        assert_eq!(slow.status, 503, "{body:?}");
+        assert_eq!(body.error, "shutting_down", "{body:?}");
+        assert!(body.request_id.is_some(), "{body:?}");
+        assert_eq!(slow.header("connection"), Some("close"));
         assert!(arrived <= exited, "the 503 arrived after the exit");
         let waited = arrived - started;
         assert!(
@@ -148,6 +140,8 @@ fn requests_still_running_when_the_grace_ends_get_a_503_before_the_exit() {
 
 #[test]
 fn a_loop_blocked_past_the_grace_cannot_answer_and_the_process_still_exits() {
+    // Times the exit against the grace.
+    let _machine = loopscope_tests::machine::exclusive();
     // The negative case the README states: a blocked event loop cannot write the 503.
     let mut svc = start(
         "worker",
@@ -183,6 +177,8 @@ fn a_loop_blocked_past_the_grace_cannot_answer_and_the_process_still_exits() {
 
 #[test]
 fn the_shutdown_delay_keeps_serving_while_not_ready() {
+    // Times the shutdown delay.
+    let _machine = loopscope_tests::machine::exclusive();
     let mut svc = start(
         "worker",
         &[

@@ -96,6 +96,8 @@ fn has_frame(stall: &Value, part: &str, in_app: bool) -> bool {
 
 #[test]
 fn a_sleeping_handler_is_listed_while_blocked_with_the_sleep_and_its_caller() {
+    // Classifies a stall from the thread's state: a busy machine changes it.
+    let _machine = loopscope_tests::machine::exclusive();
     let svc = worker("async", &[]);
     wait_until_capture_ready(&svc);
     let request = send(&svc, "/work/block?ms=2000");
@@ -182,6 +184,8 @@ fn a_sleeping_handler_is_listed_while_blocked_with_the_sleep_and_its_caller() {
 
 #[test]
 fn async_cpu_work_is_cpu_in_the_burn_loop_and_awaited_io_is_no_stall() {
+    // Classifies a stall from the thread's state: a busy machine changes it.
+    let _machine = loopscope_tests::machine::exclusive();
     let svc = worker("async", &[]);
     let (status, _) = svc.get("/work/io?ms=400");
     assert_eq!(status, 200);
@@ -217,6 +221,8 @@ fn async_cpu_work_is_cpu_in_the_burn_loop_and_awaited_io_is_no_stall() {
 
 #[test]
 fn a_lock_held_across_a_poll_is_lock() {
+    // Classifies a stall from the thread's state: a busy machine changes it.
+    let _machine = loopscope_tests::machine::exclusive();
     let svc = worker("async", &["--enable-test-routes"]);
     let request = send(&svc, "/test/lock?ms=500");
     let stall = wait_for_stall(&svc, "/test/lock");
@@ -231,12 +237,14 @@ fn a_lock_held_across_a_poll_is_lock() {
 
 #[test]
 fn test_routes_are_off_by_default() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = worker("async", &[]);
     assert_eq!(svc.get("/test/lock?ms=1").0, 404);
 }
 
 #[test]
 fn with_capture_off_a_stall_is_still_listed_and_counted_without_a_stack() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = worker(
         "async",
         &["--stall-capture-ms", "0", "--stall-threshold-ms", "50"],
@@ -258,6 +266,8 @@ fn with_capture_off_a_stall_is_still_listed_and_counted_without_a_stack() {
 
 #[test]
 fn a_panic_is_no_stall() {
+    // Expects no stall at all: a starved poll on a busy machine would be one.
+    let _machine = loopscope_tests::machine::exclusive();
     let svc = worker("async", &[]);
     wait_until_capture_ready(&svc);
     // The panic hook holds the loop for a while (backtrace, Sentry): the watchdog may take
@@ -299,6 +309,7 @@ fn a_panic_is_no_stall() {
 
 #[test]
 fn stall_series_exist_at_zero_for_every_route_and_worker_from_the_start() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "2"]);
     let page = svc.metrics();
     for worker in ["0", "1"] {
@@ -365,6 +376,8 @@ fn stall_series_exist_at_zero_for_every_route_and_worker_from_the_start() {
 
 #[test]
 fn one_block_is_counted_classified_and_its_victims_attributed_to_it() {
+    // Counts exactly one stall and its victims.
+    let _machine = loopscope_tests::machine::exclusive();
     let svc = worker("async", &[]);
     // A victim in flight on the same (only) event loop, then the culprit, then two requests
     // that arrive while it blocks and are read only after it.
@@ -430,6 +443,8 @@ fn one_block_is_counted_classified_and_its_victims_attributed_to_it() {
 
 #[test]
 fn spotlight_receives_one_event_loop_blocked_event_per_block() {
+    // Counts exactly one stall event.
+    let _machine = loopscope_tests::machine::exclusive();
     let spotlight = Spotlight::start();
     let dsn = spotlight.dsn();
     let svc = worker(
@@ -508,6 +523,7 @@ fn spotlight_receives_one_event_loop_blocked_event_per_block() {
 
 #[test]
 fn the_gateway_proxy_is_eight_routes_each_with_its_stall_series() {
+    let _machine = loopscope_tests::machine::shared();
     let gw = start("gateway", &["--workers", "1"]);
     let page = gw.metrics();
     for handling in ["async", "threadpool"] {

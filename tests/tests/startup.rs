@@ -31,6 +31,7 @@ fn fails_naming(bin: &str, args: &[&str], needle: &str) {
 
 #[test]
 fn bad_settings_fail_fast_naming_the_setting() {
+    let _machine = loopscope_tests::machine::shared();
     fails_naming("worker", &[], "--handling");
     fails_naming("worker", &["--handling", "gevent"], "--handling");
     fails_naming(
@@ -95,6 +96,7 @@ fn bad_settings_fail_fast_naming_the_setting() {
 
 #[test]
 fn a_port_in_use_is_named_with_what_to_do() {
+    let _machine = loopscope_tests::machine::shared();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     fails_naming("backend", &["--port", &port, "--admin-port", "0"], "--port");
@@ -102,6 +104,7 @@ fn a_port_in_use_is_named_with_what_to_do() {
 
 #[test]
 fn help_lists_every_setting_with_its_env_var() {
+    let _machine = loopscope_tests::machine::shared();
     let out = Command::new(loopscope_tests::bin("worker"))
         .arg("--help")
         .output()
@@ -120,6 +123,7 @@ fn help_lists_every_setting_with_its_env_var() {
 
 #[test]
 fn an_empty_sentry_dsn_means_sentry_off() {
+    let _machine = loopscope_tests::machine::shared();
     let svc =
         loopscope_tests::start_with_env("backend", &["--workers", "1"], &[("SENTRY_DSN", "")]);
     assert_eq!(svc.get("/query?ms=1").0, 200);

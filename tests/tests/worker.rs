@@ -2,18 +2,15 @@
 //! stall detection, faults and bad input.
 use std::time::Duration;
 
-use contract::{Choice, Handling, Kind, WorkReport};
+use contract::{
+    BackendReport, Choice, ErrorBody, FaultStatus, Handling, Kind, Probe, ProbeStatus, WorkReport,
+};
 use loopscope_tests::metrics::sample;
-use loopscope_tests::{assert_bad_request, get_concurrently, start};
+use loopscope_tests::{assert_bad_request, get_concurrently, read_as, start};
 use serde_json::Value;
 
-fn ms(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-fn epoch_ms(v: &Value) -> f64 {
+fn epoch_ms(s: &str) -> f64 {
     // "2026-11-22T04:00:20.833Z": seconds of the day are enough within one test.
-    let s = v.as_str().expect("timestamp");
     let time = &s[11..s.len() - 1];
     let mut parts = time.split(':');
     let h: f64 = parts.next().unwrap().parse().unwrap();
@@ -24,17 +21,18 @@ fn epoch_ms(v: &Value) -> f64 {
 
 #[test]
 fn work_responses_say_where_and_when_the_work_ran() {
+    let _machine = loopscope_tests::machine::shared();
     for &handling in Handling::ALL {
         let svc = start(
             "worker",
             &["--handling", handling.as_str(), "--workers", "1"],
         );
         for kind in [Kind::Io, Kind::Cpu, Kind::Block] {
-            let (status, body) = svc.get(&format!("{}?ms=30", kind.worker_path()));
-            assert_eq!(status, 200, "{handling} {kind}: {body}");
             // The contract's type: every member there, with its type.
-            let report: WorkReport = serde_json::from_value(body.clone())
-                .unwrap_or_else(|e| panic!("{handling} {kind}: not a work report ({e}): {body}"));
+            let (status, report): (_, WorkReport) =
+                svc.get_as(&format!("{}?ms=30", kind.worker_path()));
+            assert_eq!(status, 200, "{handling} {kind}: {report:?}");
+            let body = format!("{report:?}");
             assert_eq!(report.service, "worker");
             assert_eq!(report.handling, handling);
             assert_eq!(report.kind, kind);
@@ -45,7 +43,7 @@ fn work_responses_say_where_and_when_the_work_ran() {
             assert!(report.pid > 0, "{body}");
             assert!(report.queued_ms >= 0.0);
             assert!(report.service_ms >= 29.0, "{handling} {kind}: {body}");
-            let took = epoch_ms(&body["finished_at"]) - epoch_ms(&body["started_at"]);
+            let took = epoch_ms(&report.finished_at) - epoch_ms(&report.started_at);
             assert!(
                 took >= 29.0,
                 "{handling} {kind}: started/finished {took} ms apart: {body}"
@@ -53,19 +51,20 @@ fn work_responses_say_where_and_when_the_work_ran() {
         }
         // Where the work ran: the event loop in async mode (and for `block` in both), a pool
         // thread in threadpool mode.
-        let (_, io) = svc.get("/work/io?ms=1");
-        let (_, block) = svc.get("/work/block?ms=1");
-        let on_pool = io["thread_id"] != block["thread_id"];
+        let (_, io): (_, WorkReport) = svc.get_as("/work/io?ms=1");
+        let (_, block): (_, WorkReport) = svc.get_as("/work/block?ms=1");
+        let on_pool = io.thread_id != block.thread_id;
         assert_eq!(
             on_pool,
             handling == Handling::Threadpool,
-            "io {io} vs block {block}"
+            "io {io:?} vs block {block:?}"
         );
     }
 }
 
 #[test]
 fn async_io_overlaps_on_one_event_loop_while_block_serializes() {
+    let _machine = loopscope_tests::machine::shared();
     // The seed 002 experiment, in milliseconds: one actix worker, five requests of 300 ms.
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let run = |kind: &str| {
@@ -80,7 +79,8 @@ fn async_io_overlaps_on_one_event_loop_while_block_serializes() {
         let wall = results.iter().map(|(_, _, t)| *t).max().unwrap();
         let mut spans: Vec<(f64, f64)> = results
             .iter()
-            .map(|(_, b, _)| (epoch_ms(&b["started_at"]), epoch_ms(&b["finished_at"])))
+            .map(|(_, b, _)| read_as::<WorkReport>(b))
+            .map(|r| (epoch_ms(&r.started_at), epoch_ms(&r.finished_at)))
             .collect();
         spans.sort_by(|a, b| a.0.total_cmp(&b.0));
         (wall, spans)
@@ -110,6 +110,7 @@ fn async_io_overlaps_on_one_event_loop_while_block_serializes() {
 
 #[test]
 fn threadpool_jobs_queue_when_the_pool_is_smaller_than_the_concurrency() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -126,7 +127,7 @@ fn threadpool_jobs_queue_when_the_pool_is_smaller_than_the_concurrency() {
     assert!(results.iter().all(|(s, _, _)| *s == 200), "{results:?}");
     let mut queued: Vec<f64> = results
         .iter()
-        .map(|(_, b, _)| ms(&b["queued_ms"]))
+        .map(|(_, b, _)| read_as::<WorkReport>(b).queued_ms)
         .collect();
     queued.sort_by(f64::total_cmp);
     // Two run at once: two start at once, two wait ~200 ms, two wait ~400 ms.
@@ -140,7 +141,7 @@ fn threadpool_jobs_queue_when_the_pool_is_smaller_than_the_concurrency() {
     );
     let distinct_threads: std::collections::HashSet<_> = results
         .iter()
-        .map(|(_, b, _)| b["thread_id"].as_i64())
+        .map(|(_, b, _)| read_as::<WorkReport>(b).thread_id)
         .collect();
     assert!(
         distinct_threads.len() <= 2,
@@ -162,6 +163,7 @@ fn threadpool_jobs_queue_when_the_pool_is_smaller_than_the_concurrency() {
 
 #[test]
 fn the_stall_detector_counts_block_and_not_io() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &[
@@ -224,14 +226,15 @@ fn the_stall_detector_counts_block_and_not_io() {
 
 #[test]
 fn faults_answer_json_and_the_worker_keeps_serving() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
-    let (status, body) = svc.get("/fault/error");
+    let (status, body): (_, ErrorBody) = svc.get_as("/fault/error");
     assert_eq!(status, 500);
-    assert_eq!(body["error"], "injected_fault");
-    let (status, body) = svc.get("/fault/panic");
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "internal_error");
-    assert!(body["request_id"].is_string());
+    assert_eq!(body.error, "injected_fault");
+    let (status, body): (_, ErrorBody) = svc.get_as("/fault/panic");
+    assert_eq!(status, 500, "{body:?}");
+    assert_eq!(body.error, "internal_error");
+    assert!(body.request_id.is_some());
     for _ in 0..3 {
         assert_eq!(svc.get("/fault/panic").0, 500);
     }
@@ -240,13 +243,14 @@ fn faults_answer_json_and_the_worker_keeps_serving() {
         200,
         "the only worker survived the panics"
     );
-    let (status, body) = svc.get("/fault/status/418");
-    assert_eq!((status, body["status"].as_u64()), (418, Some(418)));
+    let (status, body): (_, FaultStatus) = svc.get_as("/fault/status/418");
+    assert_eq!((status, body.status), (418, 418));
     assert_eq!(svc.get("/fault/status/503").0, 503);
 }
 
 #[test]
 fn call_reports_the_backend_and_fails_typed_when_it_is_down() {
+    let _machine = loopscope_tests::machine::shared();
     let backend = start("backend", &["--latency-ms", "20", "--workers", "1"]);
     for handling in ["async", "threadpool"] {
         let svc = start(
@@ -260,16 +264,20 @@ fn call_reports_the_backend_and_fails_typed_when_it_is_down() {
                 &backend.base_url(),
             ],
         );
-        let (status, body) = svc.get("/work/call?ms=40");
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["backend"]["service"], "backend");
-        assert_eq!(body["backend"]["median_ms"], 40);
-        assert!(ms(&body["service_ms"]) >= 39.0, "{body}");
-        let (status, body) = svc.get("/work/call");
+        let (status, report): (_, WorkReport) = svc.get_as("/work/call?ms=40");
+        assert_eq!(status, 200, "{report:?}");
+        let backend: BackendReport = read_as(report.backend.as_ref().expect("backend"));
         assert_eq!(
-            (status, body["backend"]["median_ms"].as_u64()),
-            (200, Some(20)),
-            "backend default: {body}"
+            (backend.service.as_str(), backend.median_ms),
+            ("backend", 40)
+        );
+        assert!(report.service_ms >= 39.0, "{report:?}");
+        let (status, report): (_, WorkReport) = svc.get_as("/work/call");
+        let backend: BackendReport = read_as(report.backend.as_ref().expect("backend"));
+        assert_eq!(
+            (status, backend.median_ms, report.requested_ms),
+            (200, 20, None),
+            "backend default: {report:?}"
         );
     }
     drop(backend);
@@ -285,11 +293,11 @@ fn call_reports_the_backend_and_fails_typed_when_it_is_down() {
             &down,
         ],
     );
-    let (status, body) = svc.get("/work/call?ms=1");
+    let (status, body): (_, ErrorBody) = svc.get_as("/work/call?ms=1");
     assert_eq!(
-        (status, body["error"].as_str()),
-        (502, Some("upstream_unavailable")),
-        "{body}"
+        (status, body.error.as_str()),
+        (502, "upstream_unavailable"),
+        "{body:?}"
     );
     let page = svc.metrics();
     let unreachable = sample(
@@ -302,6 +310,7 @@ fn call_reports_the_backend_and_fails_typed_when_it_is_down() {
 
 #[test]
 fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start(
         "worker",
         &["--handling", "async", "--workers", "1", "--max-ms", "5000"],
@@ -321,11 +330,11 @@ fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
     assert_bad_request(&svc, "/fault/status/99", "code");
     assert_bad_request(&svc, "/fault/status/600", "code");
 
-    let (status, body) = svc.get("/no/such/route");
+    let (status, body): (_, ErrorBody) = svc.get_as("/no/such/route");
     assert_eq!(
-        (status, body["error"].as_str()),
-        (404, Some("not_found")),
-        "{body}"
+        (status, body.error.as_str()),
+        (404, "not_found"),
+        "{body:?}"
     );
     let res = loopscope_tests::client(Duration::from_secs(5))
         .post(svc.url("/work/io?ms=1"))
@@ -333,8 +342,8 @@ fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(res.headers()["allow"], "GET, HEAD, OPTIONS");
-    let body: Value = res.json().unwrap();
-    assert_eq!(body["error"], "method_not_allowed");
+    let body: ErrorBody = res.json().unwrap();
+    assert_eq!(body.error, "method_not_allowed");
 
     // HEAD is a GET without the body; OPTIONS says what is allowed; probes answer both,
     // on the app and the admin port.
@@ -354,6 +363,13 @@ fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
         svc.admin_url("/healthz"),
         svc.admin_url("/readyz"),
     ] {
+        let (status, probe): (_, Probe) = loopscope_tests::get_as(&url);
+        let want = if url.ends_with("/healthz") {
+            ProbeStatus::Ok
+        } else {
+            ProbeStatus::Ready
+        };
+        assert_eq!((status, probe), (200, Probe::new(want)), "GET {url}");
         let res = http.head(&url).send().unwrap();
         assert_eq!(res.status().as_u16(), 200, "HEAD {url}");
         let res = http.request(reqwest::Method::OPTIONS, &url).send().unwrap();
@@ -378,14 +394,15 @@ fn every_bad_input_gets_a_4xx_json_naming_the_problem() {
 
 #[test]
 fn each_request_gets_an_id_in_its_header_error_body_and_access_log() {
+    let _machine = loopscope_tests::machine::shared();
     let svc = start("worker", &["--handling", "async", "--workers", "1"]);
     let res = loopscope_tests::client(Duration::from_secs(5))
         .get(svc.url("/work/io?ms=abc"))
         .send()
         .unwrap();
     let header = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-    let body: Value = res.json().unwrap();
-    assert_eq!(body["request_id"], header.as_str());
+    let body: ErrorBody = res.json().unwrap();
+    assert_eq!(body.request_id.as_deref(), Some(header.as_str()));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let line = loop {
         let found = svc

@@ -2,9 +2,9 @@
 use actix_web::{HttpResponse, web};
 use chrono::{SecondsFormat, Utc};
 use common::{ApiError, Params, get_route};
+use contract::BackendReport;
 use contract::Distribution;
 use rand::Rng;
-use serde_json::json;
 
 use crate::Cli;
 use crate::latency::Sample;
@@ -64,22 +64,23 @@ async fn query(
     };
     let started_at = Utc::now();
     actix_web::rt::time::sleep(latency).await;
-    let report = json!({
-        "service": "backend",
-        "latency_ms": (latency.as_secs_f64() * 1e6).round() / 1e3,
-        "median_ms": median,
-        "dist": dist,
-        "pid": std::process::id(),
-        "started_at": started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "finished_at": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-    });
+    let mut report = BackendReport {
+        dist,
+        error: None,
+        finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+        median_ms: median,
+        message: None,
+        pid: std::process::id(),
+        service: "backend".to_owned(),
+        started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
     if fail {
         // A simulated outage of the dependency, not a bug here: no error attached, so Sentry
         // hears of it from the callers, where it matters.
-        let mut body = report;
-        body["error"] = json!("injected_error");
-        body["message"] = json!(format!("failed on purpose (error_rate {error_rate})"));
-        return Ok(HttpResponse::ServiceUnavailable().json(body));
+        report.error = Some("injected_error".to_owned());
+        report.message = Some(format!("failed on purpose (error_rate {error_rate})"));
+        return Ok(HttpResponse::ServiceUnavailable().json(report));
     }
     Ok(HttpResponse::Ok().json(report))
 }

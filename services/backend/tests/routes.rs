@@ -9,7 +9,7 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
 use backend::Cli;
 use backend::routes::{configure, state};
 use clap::Parser;
-use serde_json::Value;
+use contract::{BackendReport, Distribution, ErrorBody};
 
 fn cli(args: &[&str]) -> Cli {
     Cli::parse_from([&["backend"][..], args].concat())
@@ -21,12 +21,12 @@ macro_rules! app {
     };
 }
 
-/// GET `uri`: the status and the JSON body.
+/// GET `uri`: the status and the body, read as the reply type `$ty` of the contract.
 macro_rules! get {
-    ($app:expr, $uri:expr) => {{
+    ($app:expr, $uri:expr, $ty:ty) => {{
         let res = call_service(&$app, TestRequest::get().uri($uri).to_request()).await;
         let status = res.status();
-        let body: Value = read_body_json(res).await;
+        let body: $ty = read_body_json(res).await;
         (status, body)
     }};
 }
@@ -34,28 +34,26 @@ macro_rules! get {
 #[actix_web::test]
 async fn answers_with_its_report_and_per_request_overrides() {
     let app = app!("--latency-ms", "0");
-    let (status, body) = get!(app, "/query");
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["service"], "backend");
-    assert_eq!(body["median_ms"], 0);
-    assert_eq!(body["dist"], "fixed");
+    let (status, body) = get!(app, "/query", BackendReport);
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(body.service, "backend");
+    assert_eq!(body.median_ms, 0);
+    assert_eq!(body.dist, Distribution::Fixed);
+    assert_eq!((body.error, body.message), (None, None));
 
-    let (status, body) = get!(app, "/query?ms=1&dist=lognormal&spread=0");
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        (body["median_ms"].as_u64(), body["dist"].as_str()),
-        (Some(1), Some("lognormal"))
-    );
+    let (status, body) = get!(app, "/query?ms=1&dist=lognormal&spread=0", BackendReport);
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!((body.median_ms, body.dist), (1, Distribution::Lognormal));
 }
 
 #[actix_web::test]
 async fn error_rate_one_always_fails_on_purpose() {
     let app = app!("--latency-ms", "0");
-    let (status, body) = get!(app, "/query?error_rate=1");
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"], "injected_error");
+    let (status, body) = get!(app, "/query?error_rate=1", BackendReport);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert_eq!(body.error.as_deref(), Some("injected_error"));
     // The negative control: rate 0 never fails.
-    let (status, _) = get!(app, "/query?error_rate=0");
+    let (status, _) = get!(app, "/query?error_rate=0", BackendReport);
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -70,10 +68,10 @@ async fn bad_parameters_are_400s_naming_the_parameter() {
         ("/query?error_rate=2", "error_rate"),
         ("/query?typo=1", "query"),
     ] {
-        let (status, body) = get!(app, uri);
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
-        assert_eq!(body["error"], "bad_request", "{uri}: {body}");
-        assert_eq!(body["param"], param, "{uri}: {body}");
+        let (status, body) = get!(app, uri, ErrorBody);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body:?}");
+        assert_eq!(body.error, "bad_request", "{uri}: {body:?}");
+        assert_eq!(body.param.as_deref(), Some(param), "{uri}: {body:?}");
     }
 }
 

@@ -5,7 +5,7 @@ use std::panic::Location;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+use contract::ErrorBody;
 
 use crate::upstream::UpstreamError;
 
@@ -34,19 +34,6 @@ pub enum ApiError {
     /// Too much work accepted already (a full blocking-pool queue): 503 with `Retry-After`.
     #[error(transparent)]
     Overloaded(crate::shed::Overloaded),
-}
-
-#[derive(Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: &'a str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub param: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// What a partly failed operation did achieve (e.g. the calls of a fan-out).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -171,15 +158,15 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// This error's response with `details` attached; the error itself stays attached too,
-    /// so the Sentry layer still captures a 5xx.
-    pub fn with_details(self, details: serde_json::Value) -> actix_web::Error {
+    /// This error's response with `details` attached (a reply body of the contract); the
+    /// error itself stays attached too, so the Sentry layer still captures a 5xx.
+    pub fn with_details(self, details: &impl serde::Serialize) -> actix_web::Error {
         let mut response = json_error(
             self.status_code(),
             self.code(),
             self.to_string(),
             None,
-            Some(details),
+            serde_json::to_value(details).ok(),
         );
         response
             .extensions_mut()
@@ -197,9 +184,9 @@ pub fn json_error(
     details: Option<serde_json::Value>,
 ) -> HttpResponse {
     HttpResponse::build(status).json(ErrorBody {
-        error: code,
+        error: code.to_owned(),
         message,
-        param,
+        param: param.map(str::to_owned),
         request_id: crate::request_tracking::current_request_id(),
         details,
     })

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use contract::{Probe, ProbeStatus};
 
 #[derive(Clone, Default)]
 pub(crate) struct Readiness(Arc<AtomicBool>);
@@ -21,14 +21,14 @@ impl Readiness {
 }
 
 pub(crate) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Probe::new(ProbeStatus::Ok))
 }
 
 pub(crate) async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     if readiness.is_ready() {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+        HttpResponse::Ok().json(Probe::new(ProbeStatus::Ready))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}))
+        HttpResponse::ServiceUnavailable().json(Probe::new(ProbeStatus::Draining))
     }
 }
 
@@ -79,15 +79,18 @@ pub(crate) async fn admin_readyz(
     probe: web::Data<AppProbe>,
 ) -> HttpResponse {
     if !readiness.is_ready() {
-        return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
+        return HttpResponse::ServiceUnavailable().json(Probe::new(ProbeStatus::Draining));
     }
     if probe.answers().await {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+        HttpResponse::Ok().json(Probe::new(ProbeStatus::Ready))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "status": "unresponsive",
-            "message": format!("the app port did not answer /healthz within {} ms", APP_PROBE_TIMEOUT.as_millis()),
-        }))
+        HttpResponse::ServiceUnavailable().json(Probe {
+            message: Some(format!(
+                "the app port did not answer /healthz within {} ms",
+                APP_PROBE_TIMEOUT.as_millis()
+            )),
+            status: ProbeStatus::Unresponsive,
+        })
     }
 }
 

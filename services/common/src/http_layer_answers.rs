@@ -22,9 +22,9 @@ use actix_web::http::StatusCode;
 use actix_web::rt::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::error::ErrorBody;
 use crate::flood_trim::OpenConnection;
 use crate::metrics::http::{HttpMetrics, METHODS};
+use contract::ErrorBody;
 
 /// The first bytes of a request head kept for the log line (method and path).
 const SAMPLE: usize = 80;
@@ -162,7 +162,7 @@ impl WatchedStream {
             );
         }
         let body = serde_json::to_vec(&ErrorBody {
-            error: code,
+            error: code.to_owned(),
             message,
             param: None,
             request_id: Some(request_id.clone()),

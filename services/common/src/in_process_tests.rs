@@ -8,6 +8,7 @@
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::test::{TestRequest, call_service, init_service, read_body, read_body_json};
 use actix_web::{App, HttpResponse, web};
+use contract::{ErrorBody, Probe, ProbeStatus};
 use serde_json::{Value, json};
 
 use crate::health::{self, Readiness};
@@ -73,12 +74,18 @@ async fn probes_answer_and_readiness_follows_the_latch() {
         StatusCode::SERVICE_UNAVAILABLE,
         "not ready before the latch"
     );
-    assert_eq!(read_body_json::<Value, _>(res).await["status"], "draining");
+    assert_eq!(
+        read_body_json::<Probe, _>(res).await,
+        Probe::new(ProbeStatus::Draining)
+    );
 
     readiness.set_ready(true);
     let res = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(read_body_json::<Value, _>(res).await["status"], "ready");
+    assert_eq!(
+        read_body_json::<Probe, _>(res).await,
+        Probe::new(ProbeStatus::Ready)
+    );
 
     // A load balancer may probe with HEAD: the same answer, no body.
     let head = TestRequest::default().method(Method::HEAD).uri("/healthz");
@@ -115,15 +122,15 @@ async fn every_route_answers_head_and_options_and_refuses_other_methods() {
         "GET, HEAD, OPTIONS"
     );
     let id = request_id(&res);
-    let body: Value = read_body_json(res).await;
-    assert_eq!(body["error"], "method_not_allowed", "{body}");
+    let body: ErrorBody = read_body_json(res).await;
+    assert_eq!(body.error, "method_not_allowed", "{body:?}");
     assert_eq!(
-        body["message"], "POST is not allowed on /work/echo; use GET",
-        "{body}"
+        body.message, "POST is not allowed on /work/echo; use GET",
+        "{body:?}"
     );
     assert_eq!(
-        body["request_id"],
-        id.as_str(),
+        body.request_id.as_deref(),
+        Some(id.as_str()),
         "the body names the header's id"
     );
 }
@@ -135,8 +142,8 @@ async fn a_405_clips_what_it_echoes() {
     let req = TestRequest::default().method(method).uri("/work/echo");
     let res = call_service(&app, req.to_request()).await;
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let body: Value = read_body_json(res).await;
-    let message = body["message"].as_str().unwrap();
+    let body: ErrorBody = read_body_json(res).await;
+    let message = body.message;
     assert!(
         message.len() < 200,
         "an attacker's method is not echoed whole: {message}"
@@ -185,14 +192,15 @@ async fn bad_parameters_are_400s_that_name_the_parameter() {
         let res = call_service(&app, TestRequest::get().uri(uri).to_request()).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri}");
         let id = request_id(&res);
-        let body: Value = read_body_json(res).await;
-        assert_eq!(body["error"], "bad_request", "{uri}: {body}");
-        assert_eq!(body["param"], param, "{uri}: {body}");
-        assert!(
-            body["message"].as_str().unwrap().contains(says),
-            "{uri}: {body}"
+        let body: ErrorBody = read_body_json(res).await;
+        assert_eq!(body.error, "bad_request", "{uri}: {body:?}");
+        assert_eq!(body.param.as_deref(), Some(param), "{uri}: {body:?}");
+        assert!(body.message.contains(says), "{uri}: {body:?}");
+        assert_eq!(
+            body.request_id.as_deref(),
+            Some(id.as_str()),
+            "{uri}: {body:?}"
         );
-        assert_eq!(body["request_id"], id.as_str(), "{uri}: {body}");
     }
     // The negative control: a good query passes the same checks.
     let res = call_service(&app, TestRequest::get().uri("/work/echo?ms=5").to_request()).await;
@@ -205,8 +213,8 @@ async fn a_panicking_handler_is_a_500_and_the_app_keeps_serving() {
     let app = app!(Readiness::default());
     let res = call_service(&app, TestRequest::get().uri("/test/boom").to_request()).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body: Value = read_body_json(res).await;
-    assert_eq!(body["error"], "internal_error", "{body}");
+    let body: ErrorBody = read_body_json(res).await;
+    assert_eq!(body.error, "internal_error", "{body:?}");
     let res = call_service(&app, TestRequest::get().uri("/work/echo").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK, "served after the panic");
 }

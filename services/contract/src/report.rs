@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Handling, Kind};
 
+// Unknown fields refused: a member the worker starts writing must be added here, or every
+// reader's test fails. Reading only; the worker's writer does not use this type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkReport {
     /// `worker`.
     pub service: String,

@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use contract::FanoutCall;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -23,20 +23,10 @@ pub(crate) enum Mode {
     Limited(usize),
 }
 
-#[derive(Serialize)]
+/// One call's outcome: what the summary shows of it, and the typed failure the route
+/// answers with (502 or 504).
 pub(crate) struct CallResult {
-    pub index: usize,
-    /// When the call was sent, from the start of the fan-out; absent if it never was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sent_at_ms: Option<f64>,
-    pub elapsed_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread_id: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip)]
+    pub call: FanoutCall,
     pub failure: Option<UpstreamError>,
 }
 
@@ -59,26 +49,29 @@ async fn one(
     let elapsed = start.elapsed() - sent_at;
     match outcome {
         Ok(reply) => CallResult {
-            index,
-            sent_at_ms: Some(ms(sent_at)),
-            elapsed_ms: ms(elapsed),
-            status: Some(reply.status),
-            thread_id: reply.body.get("thread_id").cloned(),
-            error: None,
+            call: FanoutCall {
+                index,
+                sent_at_ms: Some(ms(sent_at)),
+                elapsed_ms: ms(elapsed),
+                status: Some(reply.status),
+                thread_id: reply.body.get("thread_id").and_then(Value::as_i64),
+                error: None,
+            },
             failure: None,
         },
         Err(e) => CallResult {
-            index,
-            sent_at_ms: Some(ms(sent_at)),
-            elapsed_ms: ms(elapsed),
-            status: match &e {
-                UpstreamError::Failed { status, .. } | UpstreamError::BadBody { status, .. } => {
-                    Some(*status)
-                }
-                _ => None,
+            call: FanoutCall {
+                index,
+                sent_at_ms: Some(ms(sent_at)),
+                elapsed_ms: ms(elapsed),
+                status: match &e {
+                    UpstreamError::Failed { status, .. }
+                    | UpstreamError::BadBody { status, .. } => Some(*status),
+                    _ => None,
+                },
+                thread_id: None,
+                error: Some(e.to_string()),
             },
-            thread_id: None,
-            error: Some(e.to_string()),
             failure: Some(e),
         },
     }
@@ -88,15 +81,17 @@ impl CallResult {
     /// A call the deadline cut: still running, or never started.
     fn unfinished(index: usize, upstream: &Upstream, deadline: Duration) -> Self {
         Self {
-            index,
-            sent_at_ms: None,
-            elapsed_ms: ms(deadline),
-            status: None,
-            thread_id: None,
-            error: Some(format!(
-                "not finished within the fan-out deadline of {} ms",
-                deadline.as_millis()
-            )),
+            call: FanoutCall {
+                index,
+                sent_at_ms: None,
+                elapsed_ms: ms(deadline),
+                status: None,
+                thread_id: None,
+                error: Some(format!(
+                    "not finished within the fan-out deadline of {} ms",
+                    deadline.as_millis()
+                )),
+            },
             failure: Some(UpstreamError::Timeout {
                 upstream: upstream.name,
                 timeout_ms: deadline.as_millis() as u64,
@@ -143,7 +138,7 @@ pub(crate) async fn run(
                     })
                     .collect();
                 while let Some(result) = calls.next().await {
-                    let index = result.index;
+                    let index = result.call.index;
                     slots[index] = Some(result);
                 }
             }

@@ -5,8 +5,7 @@ use actix_web::{HttpResponse, web};
 use anyhow::Context as _;
 use common::upstream::Upstream;
 use common::{ApiError, Params, Telemetry, get_route};
-use contract::{Choice, FanoutMode, Handling, Kind};
-use serde_json::json;
+use contract::{Choice, Compare, CompareSide, FanoutMode, FanoutSummary, Handling, Kind};
 
 use crate::Cli;
 use crate::budget::{Admitted, Budget};
@@ -120,20 +119,24 @@ async fn compare(
     );
     let (a, t) = (a.map_err(ApiError::from)?, t.map_err(ApiError::from)?);
     let both_failed = !(200..300).contains(&a.status) && !(200..300).contains(&t.status);
-    let side = |r: &common::upstream::Reply| json!({"status": r.status, "elapsed_ms": millis(r.elapsed), "result": r.body});
-    let body = json!({
-        "kind": kind,
-        "path": path,
-        "elapsed_ms": millis(start.elapsed()),
-        "async": side(&a),
-        "threadpool": side(&t),
-    });
+    let side = |r: &common::upstream::Reply| CompareSide {
+        elapsed_ms: millis(r.elapsed),
+        result: r.body.clone(),
+        status: r.status,
+    };
+    let body = Compare {
+        async_side: side(&a),
+        elapsed_ms: millis(start.elapsed()),
+        kind,
+        path,
+        threadpool: side(&t),
+    };
     if both_failed {
         // Nothing to compare: the comparison itself failed, and says so in its status.
         let e = a.success(state.worker_async.name).err();
         return Err(e.map_or_else(
             || actix_web::error::ErrorBadGateway("both workers failed"),
-            |e| ApiError::Upstream(e).with_details(body),
+            |e| ApiError::Upstream(e).with_details(&body),
         ));
     }
     Ok(HttpResponse::Ok().json(body))
@@ -182,21 +185,21 @@ async fn fanout_route(
     let elapsed = start.elapsed();
     let failed = calls.iter().filter(|c| c.failure.is_some()).count();
     let first_failure = calls.iter_mut().find_map(|c| c.failure.take());
-    let summary = json!({
-        "mode": mode_name,
-        "n": n,
-        "limit": limit,
-        "handling": handling,
-        "path": path,
-        "elapsed_ms": millis(elapsed),
-        "ok": n - failed,
-        "failed": failed,
-        "calls": calls,
-    });
+    let summary = FanoutSummary {
+        calls: calls.into_iter().map(|c| c.call).collect(),
+        elapsed_ms: millis(elapsed),
+        failed,
+        handling,
+        limit,
+        mode: mode_name,
+        n,
+        ok: n - failed,
+        path,
+    };
     match first_failure {
         None => Ok(HttpResponse::Ok().json(summary)),
         // Some calls failed: the status says how (502/504), the body keeps every call's outcome.
-        Some(e) => Err(ApiError::Upstream(e).with_details(summary)),
+        Some(e) => Err(ApiError::Upstream(e).with_details(&summary)),
     }
 }
 

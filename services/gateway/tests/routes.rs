@@ -13,10 +13,10 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
 use clap::Parser;
 use common::Telemetry;
 use common::in_process::{Served, app, serve};
-use contract::{Choice, Handling, Kind, WorkReport};
+use contract::{Choice, Compare, ErrorBody, FanoutMode, FanoutSummary, Handling, Kind, WorkReport};
 use gateway::Cli;
 use gateway::routes::{configure, state};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The gateway's routes as `main` assembles them from `args`.
 fn routes(args: &[&str]) -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
@@ -45,6 +45,11 @@ macro_rules! get {
         let body: Value = read_body_json(res).await;
         (status, body)
     }};
+}
+
+/// A body read as its reply type of the contract.
+fn typed<T: serde::de::DeserializeOwned>(body: &Value) -> T {
+    T::deserialize(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// The real workers, both modes, in front of the real backend.
@@ -139,7 +144,7 @@ async fn each_of_the_eight_proxy_routes_returns_its_workers_report() {
     // `call` may leave `ms` to the backend; the gateway passes no `ms` on.
     let (status, body) = get!(app, "/api/async/work/call");
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["requested_ms"], Value::Null);
+    assert_eq!(typed::<WorkReport>(&body).requested_ms, None);
 }
 
 #[actix_web::test]
@@ -149,11 +154,12 @@ async fn the_workers_own_refusal_comes_back_as_it_is() {
     let app = gateway!(&a, &b, &c, &d);
     let (status, body) = get!(app, "/api/threadpool/work/io?ms=20");
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error: ErrorBody = typed(&body);
     assert_eq!(
-        (&body["param"], &body["message"]),
+        (error.param.as_deref(), error.message.as_str()),
         (
-            &json!("ms"),
-            &json!("ms must be an integer between 0 and 10, got `20`")
+            Some("ms"),
+            "ms must be an integer between 0 and 10, got `20`"
         ),
         "the worker's body: {body}"
     );
@@ -167,37 +173,39 @@ async fn compare_runs_one_job_on_both_modes() {
     for kind in ["io", "call"] {
         let (status, body) = get!(app, &format!("/api/compare?kind={kind}&ms=3"));
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["kind"], kind);
-        assert_eq!(body["path"], format!("/work/{kind}?ms=3"));
+        let compare: Compare = typed(&body);
+        assert_eq!(compare.kind.as_str(), kind);
+        assert_eq!(compare.path, format!("/work/{kind}?ms=3"));
         for handling in Handling::ALL {
-            let side = &body[handling.as_str()];
-            assert_eq!(side["status"], 200, "{body}");
-            let report: WorkReport = serde_json::from_value(side["result"].clone()).unwrap();
+            let side = match handling {
+                Handling::Async => &compare.async_side,
+                Handling::Threadpool => &compare.threadpool,
+            };
+            assert_eq!(side.status, 200, "{body}");
+            let report = side.report().unwrap();
             assert_eq!(report.handling, *handling);
             assert!(report.service_ms >= 3.0, "{body}");
         }
     }
     // `kind` defaults to io; `ms` does not default.
     let (status, body) = get!(app, "/api/compare?ms=1");
-    assert_eq!((status, &body["kind"]), (StatusCode::OK, &json!("io")));
+    assert_eq!(
+        (status, typed::<Compare>(&body).kind),
+        (StatusCode::OK, Kind::Io)
+    );
 }
 
 /// (sent_at_ms, elapsed_ms) of each call, in index order.
-fn calls(body: &Value) -> Vec<(f64, f64)> {
-    let calls = body["calls"].as_array().unwrap();
-    for (i, call) in calls.iter().enumerate() {
-        assert_eq!(call["index"], i, "{call}");
-        assert_eq!(call["status"], 200, "{call}");
-        assert!(call["thread_id"].as_i64().unwrap() > 0, "{call}");
+fn calls(summary: &FanoutSummary) -> Vec<(f64, f64)> {
+    for (i, call) in summary.calls.iter().enumerate() {
+        assert_eq!(call.index, i, "{call:?}");
+        assert_eq!(call.status, Some(200), "{call:?}");
+        assert!(call.thread_id.unwrap() > 0, "{call:?}");
     }
-    calls
+    summary
+        .calls
         .iter()
-        .map(|c| {
-            (
-                c["sent_at_ms"].as_f64().unwrap(),
-                c["elapsed_ms"].as_f64().unwrap(),
-            )
-        })
+        .map(|c| (c.sent_at_ms.unwrap(), c.elapsed_ms))
         .collect()
 }
 
@@ -214,8 +222,9 @@ async fn fanout_sends_its_calls_in_the_order_its_mode_says() {
     for q in ["mode=sequential", "mode=limited&limit=1"] {
         let (status, body) = get!(app, &fanout(q));
         assert_eq!(status, StatusCode::OK, "{q}: {body}");
-        assert_eq!((&body["ok"], &body["failed"]), (&json!(3), &json!(0)));
-        let calls = calls(&body);
+        let summary: FanoutSummary = typed(&body);
+        assert_eq!((summary.ok, summary.failed), (3, 0));
+        let calls = calls(&summary);
         for pair in calls.windows(2) {
             let ((sent, took), (next, _)) = (pair[0], pair[1]);
             assert!(next + slack >= sent + took, "{q}: {calls:?}");
@@ -225,23 +234,21 @@ async fn fanout_sends_its_calls_in_the_order_its_mode_says() {
     // the check above: these calls overlap).
     let (status, body) = get!(app, &fanout("mode=concurrent&handling=threadpool&kind=io"));
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["handling"], "threadpool");
-    let calls = calls(&body);
+    let summary: FanoutSummary = typed(&body);
+    assert_eq!(summary.handling, Handling::Threadpool);
+    let calls = calls(&summary);
     let last_sent = calls.iter().map(|c| c.0).fold(0.0, f64::max);
     let first_done = calls.iter().map(|c| c.0 + c.1).fold(f64::MAX, f64::min);
     assert!(last_sent < first_done, "{calls:?}");
     // The defaults: n=10, concurrent, async, io.
     let (status, body) = get!(app, "/api/fanout?ms=1");
     assert_eq!(status, StatusCode::OK, "{body}");
+    let summary: FanoutSummary = typed(&body);
     assert_eq!(
-        (&body["n"], &body["mode"], &body["handling"], &body["path"]),
-        (
-            &json!(10),
-            &json!("concurrent"),
-            &json!("async"),
-            &json!("/work/io?ms=1")
-        )
+        (summary.n, summary.mode, summary.handling, summary.limit),
+        (10, FanoutMode::Concurrent, Handling::Async, None)
     );
+    assert_eq!(summary.path, "/work/io?ms=1");
 }
 
 #[actix_web::test]
@@ -274,24 +281,25 @@ async fn bad_input_is_refused_before_any_call() {
     ] {
         let (status, body) = get!(app, uri);
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        let error: ErrorBody = typed(&body);
         assert_eq!(
-            (&body["error"], &body["param"]),
-            (&json!("bad_request"), &json!(param)),
+            (error.error.as_str(), error.param.as_deref()),
+            ("bad_request", Some(param)),
             "{uri}: {body}"
         );
     }
     let (status, body) = get!(app, "/api/sync/work/io?ms=1");
     assert_eq!(
-        (status, &body["message"]),
+        (status, typed::<ErrorBody>(&body).message.as_str()),
         (
             StatusCode::BAD_REQUEST,
-            &json!("handling must be one of async, threadpool, got `sync`")
+            "handling must be one of async, threadpool, got `sync`"
         )
     );
     let (status, body) = get!(app, "/api/nothing");
     assert_eq!(
-        (status, &body["error"]),
-        (StatusCode::NOT_FOUND, &json!("not_found"))
+        (status, typed::<ErrorBody>(&body).error.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
     );
     let res = call_service(&app, TestRequest::post().uri("/api/compare").to_request()).await;
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -331,9 +339,10 @@ async fn ms_is_bounded_by_what_the_gateway_can_wait_for_and_by_the_work_budget()
     ] {
         let (status, body) = get!(app, uri);
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        let error: ErrorBody = typed(&body);
         assert_eq!(
-            (&body["param"], &body["message"]),
-            (&json!("ms"), &json!(message)),
+            (error.param.as_deref(), error.message.as_str()),
+            (Some("ms"), message.as_str()),
             "{uri}"
         );
     }
@@ -369,10 +378,10 @@ async fn past_max_in_flight_requests_are_shed_503_with_retry_after() {
     assert_eq!(slow.status(), StatusCode::OK);
     assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(shed.headers().get(header::RETRY_AFTER).unwrap(), "1");
-    let body: Value = read_body_json(shed).await;
-    assert_eq!(body["error"], "overloaded", "{body}");
+    let body: ErrorBody = read_body_json(shed).await;
+    assert_eq!(body.error, "overloaded", "{body:?}");
     assert_eq!(
-        body["message"],
+        body.message,
         "the gateway is serving its limit of 1 requests (--max-in-flight); retry later"
     );
     // The place is given back when the request ends.
@@ -404,8 +413,9 @@ async fn a_worker_down_is_a_502_and_a_hanging_one_a_504_within_the_timeout() {
 
     let (status, body, took) = timed("/api/async/work/io?ms=1").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert_eq!(body["error"], "upstream_unavailable");
-    let message = body["message"].as_str().unwrap();
+    let error: ErrorBody = typed(&body);
+    assert_eq!(error.error, "upstream_unavailable");
+    let message = error.message.as_str();
     assert!(
         message.starts_with("worker-async is unreachable"),
         "{message}"
@@ -422,11 +432,12 @@ async fn a_worker_down_is_a_502_and_a_hanging_one_a_504_within_the_timeout() {
 
     let (status, body, took) = timed("/api/threadpool/work/io?ms=1").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    let error: ErrorBody = typed(&body);
     assert_eq!(
-        (&body["error"], &body["message"]),
+        (error.error.as_str(), error.message.as_str()),
         (
-            &json!("upstream_timeout"),
-            &json!("worker-threadpool did not answer within 200 ms")
+            "upstream_timeout",
+            "worker-threadpool did not answer within 200 ms"
         )
     );
     assert!(
@@ -443,12 +454,13 @@ async fn a_worker_down_is_a_502_and_a_hanging_one_a_504_within_the_timeout() {
     let (status, body, took) =
         timed("/api/fanout?n=3&ms=1&handling=threadpool&mode=sequential").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
-    assert_eq!(body["details"]["failed"], 3, "{body}");
-    let calls = body["details"]["calls"].as_array().unwrap();
+    let summary: FanoutSummary = typed(typed::<ErrorBody>(&body).details.as_ref().unwrap());
+    assert_eq!(summary.failed, 3, "{body}");
     // The first call was cut by the deadline, not by its own timeout.
-    for call in calls {
+    for call in &summary.calls {
         assert_eq!(
-            call["error"], "not finished within the fan-out deadline of 100 ms",
+            call.error.as_deref(),
+            Some("not finished within the fan-out deadline of 100 ms"),
             "{body}"
         );
     }

@@ -10,7 +10,7 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body, read_b
 use clap::Parser;
 use common::Telemetry;
 use common::in_process::{Served, app, serve};
-use contract::{Choice, Handling, Kind, WorkReport};
+use contract::{BackendReport, Choice, ErrorBody, Handling, Kind, WorkReport};
 use serde_json::{Value, json};
 use worker::Cli;
 use worker::routes::{configure, state};
@@ -26,6 +26,11 @@ macro_rules! worker {
     ($($arg:expr),*) => {
         init_service(app(routes(&[$($arg),*]))).await
     };
+}
+
+/// A body read as its reply type of the contract.
+fn typed<T: serde::de::DeserializeOwned>(body: &Value) -> T {
+    T::deserialize(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// GET `uri`: the status and the JSON body.
@@ -97,9 +102,9 @@ async fn every_kind_in_both_handlings_reports_where_and_how_long_it_ran() {
             );
             match kind {
                 Kind::Call => {
-                    let answer = report.backend.unwrap();
-                    assert_eq!(answer["service"], "backend", "{answer}");
-                    assert_eq!(answer["median_ms"], 5, "the worker passed ms on: {answer}");
+                    let answer: BackendReport = typed(&report.backend.unwrap());
+                    assert_eq!(answer.service, "backend", "{answer:?}");
+                    assert_eq!(answer.median_ms, 5, "the worker passed ms on: {answer:?}");
                 }
                 _ => assert_eq!(report.backend, None, "{body}"),
             }
@@ -117,7 +122,10 @@ async fn call_without_ms_leaves_the_latency_to_the_backend() {
         assert_eq!(status, StatusCode::OK, "{handling}: {body}");
         let report: WorkReport = serde_json::from_value(body).unwrap();
         assert_eq!(report.requested_ms, None);
-        assert_eq!(report.backend.unwrap()["median_ms"], 3);
+        assert_eq!(
+            typed::<BackendReport>(&report.backend.unwrap()).median_ms,
+            3
+        );
     }
 }
 
@@ -128,8 +136,9 @@ async fn a_backend_that_is_down_is_a_502_naming_it_without_its_address() {
         let app = worker!("--handling", handling.as_str(), "--backend-url", &down);
         let (status, body) = get!(app, "/work/call?ms=1");
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{handling}: {body}");
-        assert_eq!(body["error"], "upstream_unavailable", "{body}");
-        let message = body["message"].as_str().unwrap();
+        let error: ErrorBody = typed(&body);
+        assert_eq!(error.error, "upstream_unavailable", "{body}");
+        let message = error.message.as_str();
         assert!(message.starts_with("backend is unreachable"), "{message}");
         let port = down.rsplit(':').next().unwrap();
         assert!(
@@ -181,13 +190,21 @@ async fn bad_input_is_a_400_naming_the_parameter_with_todays_message() {
             .to_str()
             .unwrap()
             .to_owned();
-        let body: Value = read_body_json(res).await;
+        let body: ErrorBody = read_body_json(res).await;
         assert_eq!(
-            (&body["error"], &body["param"], &body["message"]),
-            (&json!("bad_request"), &json!(param), &json!(message)),
+            (
+                body.error.as_str(),
+                body.param.as_deref(),
+                body.message.as_str()
+            ),
+            ("bad_request", Some(param), message.as_str()),
             "{uri}"
         );
-        assert_eq!(body["request_id"], id, "the body names the header's id");
+        assert_eq!(
+            body.request_id.as_deref(),
+            Some(id.as_str()),
+            "the body names the header's id"
+        );
     }
     // The negative control: the same routes with good input are no 400s.
     for uri in ["/work/io?ms=0", "/work/cpu?ms=1", "/fault/status/200"] {
@@ -201,18 +218,17 @@ async fn faults_answer_500_json_and_the_worker_keeps_serving() {
         let app = worker!("--handling", handling.as_str());
         let (status, body) = get!(app, "/fault/error");
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-        assert_eq!(body["error"], "injected_fault");
-        assert_eq!(
-            body["message"],
-            "injected fault: GET /fault/error was called"
-        );
+        let error: ErrorBody = typed(&body);
+        assert_eq!(error.error, "injected_fault");
+        assert_eq!(error.message, "injected fault: GET /fault/error was called");
         // A real panic, on the event loop (async) or in a pool job (threadpool); the panic
         // message is printed by the test harness's hook, which is expected.
         for _ in 0..2 {
             let (status, body) = get!(app, "/fault/panic");
             assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{handling}");
-            assert_eq!(body["error"], "internal_error", "{body}");
-            assert!(body["request_id"].is_string(), "{body}");
+            let error: ErrorBody = typed(&body);
+            assert_eq!(error.error, "internal_error", "{body}");
+            assert!(error.request_id.is_some(), "{body}");
         }
         assert_eq!(get!(app, "/work/io?ms=1").0, StatusCode::OK, "{handling}");
     }
@@ -239,8 +255,9 @@ async fn unknown_paths_are_404_json_and_other_methods_405() {
     let app = worker!("--handling", "async");
     let (status, body) = get!(app, "/no/such/route");
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"], "not_found");
-    assert_eq!(body["message"], "no route for GET /no/such/route");
+    let error: ErrorBody = typed(&body);
+    assert_eq!(error.error, "not_found");
+    assert_eq!(error.message, "no route for GET /no/such/route");
 
     for &kind in Kind::ALL {
         let uri = format!("{}?ms=1", kind.worker_path());
@@ -250,8 +267,8 @@ async fn unknown_paths_are_404_json_and_other_methods_405() {
             res.headers().get(header::ALLOW).unwrap(),
             "GET, HEAD, OPTIONS"
         );
-        let body: Value = read_body_json(res).await;
-        assert_eq!(body["error"], "method_not_allowed", "{body}");
+        let body: ErrorBody = read_body_json(res).await;
+        assert_eq!(body.error, "method_not_allowed", "{body:?}");
     }
     let res = call_service(&app, TestRequest::delete().uri("/fault/error").to_request()).await;
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);

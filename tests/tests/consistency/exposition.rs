@@ -6,8 +6,8 @@ use std::time::Duration;
 use loopscope_tests::stack::Stack;
 use loopscope_tests::{get, start_loadgen_serve};
 
-use crate::readme::catalogue;
-use crate::repo::read;
+use crate::consistency::readme::catalogue;
+use crate::consistency::repo::read;
 
 /// `# TYPE` families of a page that start with `loopscope_`, with the label keys their
 /// samples carry, less the histogram's `le` and the labels the registry adds to every
@@ -52,6 +52,7 @@ pub(crate) const WORKER: &[&str] = &["service", "handling"];
 
 #[test]
 pub(crate) fn every_exported_family_is_catalogued_with_its_labels() {
+    let _machine = loopscope_tests::machine::shared();
     let catalogue = catalogue(&read("README.md"));
     let stack = Stack::small();
     let serve = start_loadgen_serve(&["--gateway-url", &stack.gateway.base_url(), "--rate", "50"]);
@@ -113,6 +114,7 @@ mod tests {
 
     #[test]
     fn families_and_their_label_keys() {
+        let _machine = loopscope_tests::machine::shared();
         let page = "# TYPE loopscope_x_seconds histogram\n\
             loopscope_x_seconds_bucket{handling=\"async\",kind=\"io\",service=\"worker\",le=\"0.5\"} 1\n\
             loopscope_x_seconds_sum{kind=\"io\",service=\"worker\"} 1\n\

@@ -5,8 +5,8 @@ use std::process::Command;
 
 use loopscope_tests::bin;
 
-use crate::readme::{section, settings_tables};
-use crate::repo::read;
+use crate::consistency::readme::{section, settings_tables};
+use crate::consistency::repo::read;
 
 /// One option of a `--help` page.
 #[derive(Debug, Default)]
@@ -92,6 +92,7 @@ pub(crate) const SERVICES: &[(&str, &[&str], &[&str])] = &[
 
 #[test]
 pub(crate) fn every_flag_of_every_service_is_in_the_readme_settings_tables() {
+    let _machine = loopscope_tests::machine::shared();
     let tables = settings_tables(&read("README.md"));
     let mut problems = Vec::new();
     for (binary, sub, documented_in) in SERVICES {
@@ -153,6 +154,7 @@ pub(crate) fn every_flag_of_every_service_is_in_the_readme_settings_tables() {
 
 #[test]
 pub(crate) fn every_flag_of_the_loadgen_commands_is_in_the_readme() {
+    let _machine = loopscope_tests::machine::shared();
     let readme = read("README.md");
     let text = section(&readme, "### loadgen").join("\n");
     let mut missing = Vec::new();
@@ -182,6 +184,7 @@ mod tests {
 
     #[test]
     fn help_pages_in_both_layouts() {
+        let _machine = loopscope_tests::machine::shared();
         let long = "Usage: x\n\nOptions:\n      --backend-url <URL>\n          Base URL\n          \n          \
             [env: LOOPSCOPE_BACKEND_URL=]\n          [default: http://127.0.0.1:8083]\n\n  -c, --concurrency <N>\n          N\n\n  \
             -h, --help\n          Print help\n";
@@ -204,6 +207,7 @@ mod tests {
 
     #[test]
     fn short_help_lines_and_whole_word_mentions() {
+        let _machine = loopscope_tests::machine::shared();
         let h = parse_help(
             "Options:\n      --timeout <T>  Timeout [default: 30s]\n      --json  JSON\n",
         );

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::readme::catalogue;
-use crate::repo::{files, read, rel};
+use crate::consistency::readme::catalogue;
+use crate::consistency::repo::{files, read, rel};
 
 /// Every whole-word occurrence of `loopscope_…` in `text`: not part of a longer identifier,
 /// and not a piece of a recording rule's name (`level:metric:operations`).
@@ -132,6 +132,7 @@ pub(crate) fn exported_as(
 
 #[test]
 pub(crate) fn metric_names_in_the_code_are_in_the_readme_catalogue() {
+    let _machine = loopscope_tests::machine::shared();
     let catalogue = catalogue(&read("README.md"));
     let code = names_in_code();
     let names_rs = read("services/common/src/metrics/names.rs");
@@ -175,6 +176,7 @@ pub(crate) fn metric_names_in_the_code_are_in_the_readme_catalogue() {
 
 #[test]
 pub(crate) fn dashboards_and_rules_query_only_catalogued_metrics() {
+    let _machine = loopscope_tests::machine::shared();
     let catalogue = catalogue(&read("README.md"));
     let mut sources = files("grafana/dashboards", "json");
     sources.extend(files("deploy/prometheus/rules", "yml"));
@@ -203,10 +205,11 @@ pub(crate) fn dashboards_and_rules_query_only_catalogued_metrics() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::readme::tests::README;
+    use crate::consistency::readme::tests::README;
 
     #[test]
     fn exported_names_follow_the_exporter() {
+        let _machine = loopscope_tests::machine::shared();
         let c = catalogue(README);
         assert_eq!(exported_as("loopscope.a", &c), ["loopscope_a_total"]);
         assert_eq!(exported_as("loopscope.b", &c), ["loopscope_b_seconds"]);
@@ -220,6 +223,7 @@ mod tests {
 
     #[test]
     fn metric_tokens_skip_recording_rule_names() {
+        let _machine = loopscope_tests::machine::shared();
         let t =
             metric_tokens("rate(loopscope_a_total[1m]) + job:loopscope_b:rate1m + xloopscope_c");
         assert_eq!(t.into_iter().collect::<Vec<_>>(), ["loopscope_a_total"]);
@@ -227,6 +231,7 @@ mod tests {
 
     #[test]
     fn string_literals_survive_escapes_comments_and_chars() {
+        let _machine = loopscope_tests::machine::shared();
         let src = "const A: &str = \"loopscope.a\"; // \"not\" a literal\nlet q = '\"'; let s = \"x \\\" y\";\nlet b = \"loopscope_b\";";
         let lits: Vec<String> = string_literals(src).into_iter().map(|l| l.0).collect();
         assert_eq!(lits, ["loopscope.a", "x \" y", "loopscope_b"]);

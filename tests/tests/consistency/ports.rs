@@ -8,9 +8,9 @@ use launcher::capture::{LISTENING, spawn_captured};
 use loopscope_tests::service_command;
 use serde_json::Value;
 
-use crate::flags::help_flags;
-use crate::readme::{rows, section};
-use crate::repo::read;
+use crate::consistency::flags::help_flags;
+use crate::consistency::readme::{rows, section};
+use crate::consistency::repo::read;
 
 /// The processes of the README's table of services, as the launcher and Prometheus name them.
 pub(crate) const PROCESSES: &[(&str, &str, &[&str])] = &[
@@ -117,6 +117,7 @@ pub(crate) fn own_loopback() -> String {
 
 #[test]
 pub(crate) fn default_ports_agree_in_code_readme_ports_crate_and_prometheus() {
+    let _machine = loopscope_tests::machine::shared();
     let readme = readme_ports(&read("README.md"));
     let mut problems = Vec::new();
 
@@ -200,6 +201,7 @@ mod tests {
 
     #[test]
     fn prometheus_jobs_and_their_files() {
+        let _machine = loopscope_tests::machine::shared();
         let t = prometheus_jobs(
             "# - job_name: old\n#  - files: [old.json]\nscrape_configs:\n  - job_name: gateway\n    file_sd_configs:\n      - files: [targets/gateway.json]\n  - job_name: \"static\"\n    static_configs:\n      - targets: [\"127.0.0.1:1\"]\n",
         );

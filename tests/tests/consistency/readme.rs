@@ -139,6 +139,7 @@ pub(crate) mod tests {
 
     #[test]
     fn catalogue_reads_names_and_labels_of_its_own_section_only() {
+        let _machine = loopscope_tests::machine::shared();
         let c = catalogue(README);
         assert_eq!(
             c.keys().collect::<Vec<_>>(),
@@ -153,6 +154,7 @@ pub(crate) mod tests {
 
     #[test]
     fn settings_tables_by_title() {
+        let _machine = loopscope_tests::machine::shared();
         let t = settings_tables(README);
         assert_eq!(t["shared"]["--host"].env, "LOOPSCOPE_HOST");
         assert_eq!(t["shared"]["--host"].default, "127.0.0.1");

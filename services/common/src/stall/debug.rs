@@ -8,9 +8,12 @@ use super::report::StallMonitor;
 pub(crate) async fn debug_stalls(monitor: Option<web::Data<StallMonitor>>) -> HttpResponse {
     match monitor {
         Some(monitor) => HttpResponse::Ok().json(monitor.view()),
-        None => HttpResponse::NotFound().json(serde_json::json!({
-            "error": "stall_detection_off",
-            "message": "stall detection is switched off (--disable-layers stall)",
-        })),
+        None => HttpResponse::NotFound().json(contract::ErrorBody {
+            error: "stall_detection_off".to_owned(),
+            message: "stall detection is switched off (--disable-layers stall)".to_owned(),
+            param: None,
+            request_id: None,
+            details: None,
+        }),
     }
 }

@@ -1,5 +1,8 @@
 //! Experiment 3 (seed 003, gevent `Pool(n)`): ten calls of 100 ms through the gateway's
 //! fan-out: one after the other, at most 5 in flight, at most 30 in flight.
+use contract::FanoutSummary;
+use serde::Deserialize as _;
+
 use super::Pace;
 use super::check;
 use super::stack::{Stack, StackError};
@@ -17,12 +20,11 @@ async fn fanout(stack: &Stack, query: &str) -> Result<f64, StackError> {
             detail: format!("status {}: {}", answer.status, answer.body),
         });
     }
-    answer.body["elapsed_ms"]
-        .as_f64()
-        .ok_or_else(|| StackError::Request {
-            url,
-            detail: "no elapsed_ms in the answer".to_owned(),
-        })
+    let summary = FanoutSummary::deserialize(&answer.body).map_err(|e| StackError::Request {
+        url,
+        detail: format!("the answer is not a fan-out summary ({e}): {}", answer.body),
+    })?;
+    Ok(summary.elapsed_ms)
 }
 
 pub(crate) async fn run(stack: &Stack, _pace: Pace) -> Result<ExperimentOutcome, StackError> {

@@ -327,7 +327,7 @@ fn report_is_a_self_contained_page_with_every_chart_and_the_json_numbers() {
     let report = sample();
     let dir = tmp.0.join("nested/out");
     let (page, doc) = write(&report, &dir);
-    // To look at the page: LOOPSCOPE_REPORT_OUT=/tmp/report cargo test -p loopscope-tests --test report
+    // To look at the page: LOOPSCOPE_REPORT_OUT=/tmp/report cargo test -p loadgen report_is_a_self_contained_page
     if let Some(out) = std::env::var_os("LOOPSCOPE_REPORT_OUT") {
         super::write(&report, Path::new(&out)).unwrap();
     }

@@ -3,9 +3,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use common::ApiError;
 use common::blocking::run_blocking;
-use serde_json::json;
-
-use contract::Handling;
+use contract::{FaultStatus, Handling};
 
 use super::WorkerState;
 
@@ -49,5 +47,7 @@ pub(crate) async fn status(code: web::Path<String>) -> Result<HttpResponse, ApiE
     if matches!(code.as_u16(), 204 | 205 | 304) {
         return Ok(HttpResponse::build(code).finish());
     }
-    Ok(HttpResponse::build(code).json(json!({"status": code.as_u16()})))
+    Ok(HttpResponse::build(code).json(FaultStatus {
+        status: code.as_u16(),
+    }))
 }
