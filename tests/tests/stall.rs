@@ -45,6 +45,10 @@ fn send(svc: &Service, path: &str) -> JoinHandle<(u16, String, Value)> {
 fn stalls(svc: &Service) -> Value {
     let (status, body) = loopscope_tests::get(&svc.admin_url("/debug/stalls"));
     assert_eq!(status, 200, "{body}");
+    // The answer is the contract's type, no member more or less (loadgen reads it so).
+    if let Err(e) = serde_json::from_value::<contract::StallsView>(body.clone()) {
+        panic!("/debug/stalls is not a contract::StallsView: {e}: {body:#}");
+    }
     body
 }
 

@@ -2,7 +2,7 @@
 //! kinds, handling modes, fan-out modes and latency distributions (each a [`Choice`]: one
 //! list of names for the query parameters, the flags, the JSON bodies and the 400 messages),
 //! the worker's [`WorkReport`] and every other reply body: [`BackendReport`], [`Compare`],
-//! [`FanoutSummary`], [`ErrorBody`], [`Probe`]. Producers build these types; loadgen and the
+//! [`FanoutSummary`], [`ErrorBody`], [`Probe`], and the admin port's [`StallsView`]. Producers build these types; loadgen and the
 //! tests read replies as them. A new work kind is a new variant here; every `match` on
 //! [`Kind`] in the worker and the gateway then fails to compile until it is handled.
 mod backend;
@@ -11,6 +11,7 @@ mod error;
 mod gateway;
 mod probe;
 mod report;
+mod stalls;
 
 pub use backend::BackendReport;
 pub use choice::{Choice, Distribution, FanoutMode, Handling, Kind};
@@ -18,6 +19,7 @@ pub use error::ErrorBody;
 pub use gateway::{Compare, CompareSide, FanoutCall, FanoutSummary};
 pub use probe::{FaultStatus, Probe, ProbeStatus};
 pub use report::WorkReport;
+pub use stalls::{RunningPoll, Stall, StallFrame, StallsView};
 
 #[cfg(test)]
 mod wire_tests;

@@ -85,8 +85,8 @@ pub(crate) enum Message {
     Finished(Finished),
 }
 
-/// One stall as `/debug/stalls` shows it.
-#[derive(Clone, Serialize)]
+/// One stall, as the monitor keeps it (`/debug/stalls` shows it as a `contract::Stall`).
+#[derive(Clone)]
 pub(crate) struct StallRecord {
     pub route: Option<String>,
     pub method: Option<String>,
@@ -105,29 +105,54 @@ pub(crate) struct StallRecord {
     pub blocked_ms: Option<f64>,
     pub classification: Classification,
     pub capture: CaptureOutcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub capture_error: Option<String>,
     /// False while the stack is being symbolized (the first time in a process can take a
     /// second or more in a debug build: it loads the debug info).
     pub symbolized: bool,
     /// Innermost first: the blocking call, then its callers.
     pub frames: Vec<StackFrame>,
-    #[serde(skip)]
     pub(crate) started_ns: u64,
-    #[serde(skip)]
     pub(crate) trace: Option<sentry::protocol::TraceContext>,
-    #[serde(skip)]
     pub(crate) request: Option<Arc<RequestContext>>,
-    #[serde(skip)]
     report_at: Option<Instant>,
-    #[serde(skip)]
     captured: bool,
     /// Counted, logged and sent already: once per stall, whatever arrives later.
-    #[serde(skip)]
     reported: bool,
 }
 
 impl StallRecord {
+    /// As `/debug/stalls` shows it (the contract's type).
+    fn into_view(self) -> contract::Stall {
+        contract::Stall {
+            route: self.route,
+            method: self.method,
+            worker: self.worker,
+            thread_id: self.thread_id,
+            request_id: self.request_id,
+            trace_id: self.trace_id,
+            started_at: self.started_at,
+            in_progress: self.in_progress,
+            captured_after_ms: self.captured_after_ms,
+            running_ms: self.running_ms,
+            blocked_ms: self.blocked_ms,
+            classification: self.classification.as_str().to_owned(),
+            capture: self.capture.as_str().to_owned(),
+            capture_error: self.capture_error,
+            symbolized: self.symbolized,
+            frames: self
+                .frames
+                .into_iter()
+                .map(|f| contract::StallFrame {
+                    function: f.function,
+                    file: f.file,
+                    line: f.line,
+                    in_app: f.in_app,
+                    address: f.address,
+                })
+                .collect(),
+        }
+    }
+
     fn new(worker: String, thread_id: i32, started_ns: u64, outcome: CaptureOutcome) -> Self {
         let ago = Duration::from_nanos(now_ns().saturating_sub(started_ns));
         let started_at = chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default();
@@ -523,26 +548,8 @@ fn is_panic_machinery(function: &str) -> bool {
     .any(|p| function.contains(p))
 }
 
-/// What `/debug/stalls` answers.
-#[derive(Serialize)]
-pub(crate) struct StallsView {
-    pub(crate) capture_threshold_ms: Option<u64>,
-    pub(crate) blocked_threshold_ms: u64,
-    /// Polls running longer than the report threshold now, captured or not yet.
-    pub(crate) running: Vec<RunningPoll>,
-    /// Newest first.
-    pub(crate) stalls: Vec<StallRecord>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct RunningPoll {
-    pub(crate) worker: String,
-    pub(crate) thread_id: i32,
-    pub(crate) running_ms: f64,
-}
-
 impl StallMonitor {
-    pub(crate) fn view(&self) -> StallsView {
+    pub(crate) fn view(&self) -> contract::StallsView {
         let now = now_ns();
         let threshold = self.report_threshold();
         let slots = slot::all();
@@ -570,18 +577,18 @@ impl StallMonitor {
                 r.in_progress = false;
             }
         }
-        StallsView {
+        contract::StallsView {
             capture_threshold_ms: self.capture.map(|c| c.as_millis() as u64),
             blocked_threshold_ms: self.blocked_threshold.as_millis() as u64,
             running: running
                 .into_iter()
-                .map(|(worker, thread_id, _, age)| RunningPoll {
+                .map(|(worker, thread_id, _, age)| contract::RunningPoll {
                     worker,
                     thread_id,
                     running_ms: ms(age),
                 })
                 .collect(),
-            stalls,
+            stalls: stalls.into_iter().map(StallRecord::into_view).collect(),
         }
     }
 }

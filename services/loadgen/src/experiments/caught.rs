@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use contract::{Stall, StallsView};
 
 use super::stack::{Stack, StackError};
 use crate::model::{CulpritFrame, CulpritStack};
@@ -20,19 +20,24 @@ pub(crate) async fn culprit(
 ) -> Result<Option<CulpritStack>, StackError> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let answer = stack.get(&format!("{admin}/debug/stalls")).await?;
+        let url = format!("{admin}/debug/stalls");
+        let answer = stack.get(&url).await?;
         if answer.status == 404 {
             return Ok(None);
         }
-        let found = answer.body["stalls"]
-            .as_array()
+        let view: StallsView =
+            serde_json::from_value(answer.body).map_err(|e| StackError::Request {
+                url: url.clone(),
+                detail: format!("not a /debug/stalls answer: {e}"),
+            })?;
+        let found = view
+            .stalls
             .into_iter()
-            .flatten()
-            .find(|s| s["route"] == route && started_after(s, since));
+            .find(|s| s.route.as_deref() == Some(route) && started_after(s, since));
         match found {
-            Some(s) if s["symbolized"] == true => return Ok(Some(parse(s))),
+            Some(s) if s.symbolized => return Ok(Some(culprit_stack(s))),
             _ if tokio::time::Instant::now() >= deadline => {
-                return Ok(found.map(parse));
+                return Ok(found.map(culprit_stack));
             }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -51,31 +56,28 @@ pub(crate) async fn victims(stack: &Stack, admin: &str, route: &str) -> Result<f
         .unwrap_or(0.0))
 }
 
-fn started_after(stall: &Value, since: DateTime<Utc>) -> bool {
-    stall["started_at"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+fn started_after(stall: &Stall, since: DateTime<Utc>) -> bool {
+    DateTime::parse_from_rfc3339(&stall.started_at)
+        .ok()
         // The worker's clock against ours, and millisecond rounding: a second of slack.
         .is_some_and(|t| t.with_timezone(&Utc) >= since - chrono::Duration::seconds(1))
 }
 
-fn parse(s: &Value) -> CulpritStack {
-    let text = |v: &Value| v.as_str().map(str::to_owned);
+fn culprit_stack(s: Stall) -> CulpritStack {
     CulpritStack {
-        route: text(&s["route"]).unwrap_or_default(),
-        request_id: text(&s["request_id"]),
-        classification: text(&s["classification"]).unwrap_or_else(|| "unknown".into()),
-        blocked_ms: s["blocked_ms"].as_f64(),
+        route: s.route.unwrap_or_default(),
+        request_id: s.request_id,
+        classification: s.classification,
+        blocked_ms: s.blocked_ms,
         victims: None,
-        frames: s["frames"]
-            .as_array()
+        frames: s
+            .frames
             .into_iter()
-            .flatten()
             .map(|f| CulpritFrame {
-                function: text(&f["function"]).unwrap_or_default(),
-                file: text(&f["file"]),
-                line: f["line"].as_u64().and_then(|l| u32::try_from(l).ok()),
-                in_app: f["in_app"] == true,
+                function: f.function,
+                file: f.file,
+                line: f.line,
+                in_app: f.in_app,
             })
             .collect(),
     }
