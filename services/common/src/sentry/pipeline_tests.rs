@@ -57,27 +57,35 @@ fn a_truncated_or_foreign_reply_is_an_error_not_a_hang() {
 }
 
 /// An envelope receiver on a free port: answers each request as it is read, `200`
-/// with a JSON body, and closes after the first when `close_after_one`. Counts the
-/// connections and the requests it took.
+/// with a JSON body, and closes a connection after its `close_after`-th reply (0: never),
+/// as nginx does after `keepalive_requests`. Counts the connections, the requests it
+/// took, and those sent by ureq (the transport's one-at-a-time way).
 struct Receiver {
     port: u16,
     connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    by_ureq: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn receiver(close_after_one: bool) -> Receiver {
+    receiver_closing_after(usize::from(close_after_one))
+}
+
+fn receiver_closing_after(close_after: usize) -> Receiver {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = std::sync::Arc::new(AtomicUsize::new(0));
     let requests = std::sync::Arc::new(AtomicUsize::new(0));
-    let (c, r) = (connections.clone(), requests.clone());
+    let by_ureq = std::sync::Arc::new(AtomicUsize::new(0));
+    let (c, r, u) = (connections.clone(), requests.clone(), by_ureq.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let mut stream = stream.unwrap();
             c.fetch_add(1, Ordering::SeqCst);
-            let r = r.clone();
+            let (r, u) = (r.clone(), u.clone());
             std::thread::spawn(move || {
+                let mut answered = 0;
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 loop {
@@ -106,16 +114,17 @@ fn receiver(close_after_one: bool) -> Receiver {
                     }
                     buf.drain(..end + 4 + len);
                     r.fetch_add(1, Ordering::SeqCst);
-                    let close = if close_after_one {
-                        "connection: close\r\n"
-                    } else {
-                        ""
-                    };
+                    if head.contains("user-agent: ureq") {
+                        u.fetch_add(1, Ordering::SeqCst);
+                    }
+                    answered += 1;
+                    let closing = close_after > 0 && answered == close_after;
+                    let close = if closing { "connection: close\r\n" } else { "" };
                     let reply = format!(
                         "HTTP/1.1 200 OK\r\n{close}content-length: 9\r\n\r\n{{\"id\":1}}\n"
                     );
                     stream.write_all(reply.as_bytes()).unwrap();
-                    if close_after_one {
+                    if closing {
                         return;
                     }
                 }
@@ -126,6 +135,7 @@ fn receiver(close_after_one: bool) -> Receiver {
         port,
         connections,
         requests,
+        by_ureq,
     }
 }
 
@@ -231,6 +241,8 @@ fn the_transport_resends_one_by_one_to_a_server_that_closes_and_loses_nothing() 
     }
     assert!(transport.flush(timeout), "flushed within the timeout");
     assert_eq!(rx.requests.load(Ordering::SeqCst), 5);
+    // Negative control of the test below: this server does send ureq's requests here.
+    assert!(rx.by_ureq.load(Ordering::SeqCst) >= 3, "fell back to ureq");
 }
 
 /// A TLS envelope receiver for `localhost` (certificate from testdata/, signed by the
@@ -303,4 +315,33 @@ fn https_rounds_verify_the_server_and_are_pipelined_too() {
     let (replies, error) = pipeline.round(&[b"{}"]);
     assert!(replies.is_empty());
     assert!(matches!(error, Some(RoundError::Io(_))), "{error:?}");
+}
+
+#[test]
+fn a_server_that_closes_now_and_then_keeps_the_pipeline_and_gets_everything() {
+    use sentry::Transport;
+    use std::sync::atomic::Ordering;
+    let rx = receiver_closing_after(3);
+    let mut options = sentry::ClientOptions::new();
+    options.dsn = Some(dsn(rx.port));
+    let timeout = Duration::from_secs(5);
+    let transport = crate::sentry::transport::BackingOffTransport::new(
+        &options,
+        crate::sentry::transport::agent(timeout),
+        timeout,
+    );
+    for _ in 0..10 {
+        transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
+    }
+    assert!(transport.flush(timeout), "flushed within the timeout");
+    assert_eq!(rx.requests.load(Ordering::SeqCst), 10);
+    assert_eq!(
+        rx.by_ureq.load(Ordering::SeqCst),
+        0,
+        "still pipelined, no fallback"
+    );
+    assert!(
+        rx.connections.load(Ordering::SeqCst) >= 4,
+        "a new connection after each close"
+    );
 }

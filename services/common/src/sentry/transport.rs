@@ -268,38 +268,59 @@ impl EnvelopeSender {
         if ready.is_empty() {
             return;
         }
-        let Way::Pipelined(pipeline) = &mut self.way else {
+        // Out of `self` for the round, so replies can update the limits; put back unless
+        // the transport falls back.
+        let Way::Pipelined(mut pipeline) = std::mem::replace(&mut self.way, Way::OneByOne) else {
             self.send_one_by_one(ready);
             return;
         };
         let bodies: Vec<&[u8]> = ready.iter().map(|(_, body)| body.as_slice()).collect();
-        let (replies, error) = pipeline.round(&bodies);
         let sent = bodies.len();
-        let proven = pipeline.proven;
-        let answered = replies.len();
-        for ((envelope, _), reply) in ready.iter().zip(replies) {
-            self.answered(envelope, &reply);
-        }
-        let rest = ready.into_iter().skip(answered);
-        let fall_back_because = match &error {
-            None if answered == sent => return,
-            // Answered in part without an error: the server closed after a reply.
-            None => "sentry closes the connection after a reply",
-            Some(RoundError::Protocol(what)) => what,
-            // A first round that fails past the TCP connection (TLS, something in the way
-            // that is not HTTP/1.1): ureq, which is known to work, takes over.
-            Some(RoundError::Io(_)) if !proven => "the first pipelined round failed",
-            Some(error) => {
-                for (envelope, _) in rest {
-                    self.recorder
-                        .record_lost_data(&envelope, LostReason::NetworkError);
+        // Replies read so far; rounds that ended with the server closing after a reply
+        // (nginx does after `keepalive_requests`, actix now and then) and answered at most
+        // one, in a row.
+        let mut answered = 0;
+        let mut short_rounds = 0;
+        let (fall_back_because, error) = loop {
+            let (replies, error) = pipeline.round(&bodies[answered..]);
+            let got = replies.len();
+            for ((envelope, _), reply) in ready[answered..].iter().zip(replies) {
+                self.answered(envelope, &reply);
+            }
+            answered += got;
+            match error {
+                None if answered == sent => {
+                    self.way = Way::Pipelined(pipeline);
+                    return;
                 }
-                self.unreachable(error);
-                return;
+                // Closed after a reply: the rest go again on a new connection, unless the
+                // server keeps no connection alive at all (one reply per connection, twice).
+                None => {
+                    short_rounds = if got <= 1 { short_rounds + 1 } else { 0 };
+                    if short_rounds >= 2 {
+                        break ("sentry closes the connection after every reply", None);
+                    }
+                }
+                Some(RoundError::Protocol(what)) => break (what, Some(RoundError::Protocol(what))),
+                // A first round that fails past the TCP connection (TLS, something in the
+                // way that is not HTTP/1.1): ureq, which is known to work, takes over.
+                Some(e @ RoundError::Io(_)) if !pipeline.proven => {
+                    break ("the first pipelined round failed", Some(e));
+                }
+                Some(error) => {
+                    for (envelope, _) in &ready[answered..] {
+                        self.recorder
+                            .record_lost_data(envelope, LostReason::NetworkError);
+                    }
+                    self.unreachable(&error);
+                    self.way = Way::Pipelined(pipeline);
+                    return;
+                }
             }
         };
+        drop(bodies);
         self.fall_back(fall_back_because, error.as_ref());
-        self.send_one_by_one(rest);
+        self.send_one_by_one(ready.into_iter().skip(answered));
     }
 
     /// Through ureq, in order, until one cannot reach Sentry: the rest are held back with
