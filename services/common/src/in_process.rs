@@ -7,9 +7,12 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 
-use actix_web::body::BoxBody;
-use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServerHandle, Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::test::{TestRequest, call_service, read_body_json};
 use actix_web::{App, HttpServer, web};
+use serde_json::Value;
 
 use crate::health::{self, Readiness};
 use crate::request_tracking::RequestTracking;
@@ -80,4 +83,21 @@ where
     let handle = server.handle();
     actix_web::rt::spawn(server);
     Ok(Served { addr, handle })
+}
+
+/// GET `uri` on an app from `actix_web::test::init_service`: the status and the JSON body.
+pub async fn get_json<S, B, E>(app: &S, uri: &str) -> (StatusCode, Value)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = E>,
+    B: MessageBody,
+    E: std::fmt::Debug,
+{
+    let res = call_service(app, TestRequest::get().uri(uri).to_request()).await;
+    let status = res.status();
+    (status, read_body_json(res).await)
+}
+
+/// A JSON body read as its type of the contract; panics, showing the body, if it is not one.
+pub fn typed<T: serde::de::DeserializeOwned>(body: &Value) -> T {
+    T::deserialize(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }

@@ -12,11 +12,11 @@ use actix_web::http::{StatusCode, header};
 use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
 use clap::Parser;
 use common::Telemetry;
+use common::in_process::typed;
 use common::in_process::{Served, app, serve};
 use contract::{Choice, Compare, ErrorBody, FanoutMode, FanoutSummary, Handling, Kind, WorkReport};
 use gateway::Cli;
 use gateway::routes::{configure, state};
-use serde_json::Value;
 
 /// The gateway's routes as `main` assembles them from `args`.
 fn routes(args: &[&str]) -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
@@ -39,17 +39,9 @@ macro_rules! gateway {
 
 /// GET `uri`: the status and the JSON body.
 macro_rules! get {
-    ($app:expr, $uri:expr) => {{
-        let res = call_service(&$app, TestRequest::get().uri($uri).to_request()).await;
-        let status = res.status();
-        let body: Value = read_body_json(res).await;
-        (status, body)
-    }};
-}
-
-/// A body read as its reply type of the contract.
-fn typed<T: serde::de::DeserializeOwned>(body: &Value) -> T {
-    T::deserialize(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    ($app:expr, $uri:expr) => {
+        common::in_process::get_json(&$app, $uri).await
+    };
 }
 
 /// The real workers, both modes, in front of the real backend.

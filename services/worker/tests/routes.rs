@@ -9,9 +9,10 @@ use actix_web::http::{StatusCode, header};
 use actix_web::test::{TestRequest, call_service, init_service, read_body, read_body_json};
 use clap::Parser;
 use common::Telemetry;
+use common::in_process::typed;
 use common::in_process::{Served, app, serve};
 use contract::{BackendReport, Choice, ErrorBody, Handling, Kind, WorkReport};
-use serde_json::{Value, json};
+use serde_json::json;
 use worker::Cli;
 use worker::routes::{configure, state};
 
@@ -28,19 +29,11 @@ macro_rules! worker {
     };
 }
 
-/// A body read as its reply type of the contract.
-fn typed<T: serde::de::DeserializeOwned>(body: &Value) -> T {
-    T::deserialize(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
 /// GET `uri`: the status and the JSON body.
 macro_rules! get {
-    ($app:expr, $uri:expr) => {{
-        let res = call_service(&$app, TestRequest::get().uri($uri).to_request()).await;
-        let status = res.status();
-        let body: Value = read_body_json(res).await;
-        (status, body)
-    }};
+    ($app:expr, $uri:expr) => {
+        common::in_process::get_json(&$app, $uri).await
+    };
 }
 
 /// The real backend, answering after `latency_ms` unless a request says otherwise.

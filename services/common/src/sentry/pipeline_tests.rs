@@ -139,6 +139,17 @@ fn receiver_closing_after(close_after: usize) -> Receiver {
     }
 }
 
+/// The transport as `init` builds it, sending to `127.0.0.1:port`.
+fn transport_to(port: u16, timeout: Duration) -> crate::sentry::transport::BackingOffTransport {
+    let mut options = sentry::ClientOptions::new();
+    options.dsn = Some(dsn(port));
+    crate::sentry::transport::BackingOffTransport::new(
+        &options,
+        crate::sentry::transport::agent(timeout),
+        timeout,
+    )
+}
+
 fn dsn(port: u16) -> sentry::types::Dsn {
     format!("http://public@127.0.0.1:{port}/1").parse().unwrap()
 }
@@ -228,14 +239,8 @@ fn the_transport_resends_one_by_one_to_a_server_that_closes_and_loses_nothing() 
     use sentry::Transport;
     use std::sync::atomic::Ordering;
     let rx = receiver(true);
-    let mut options = sentry::ClientOptions::new();
-    options.dsn = Some(dsn(rx.port));
     let timeout = Duration::from_secs(5);
-    let transport = crate::sentry::transport::BackingOffTransport::new(
-        &options,
-        crate::sentry::transport::agent(timeout),
-        timeout,
-    );
+    let transport = transport_to(rx.port, timeout);
     for _ in 0..5 {
         transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
     }
@@ -322,14 +327,8 @@ fn a_server_that_closes_now_and_then_keeps_the_pipeline_and_gets_everything() {
     use sentry::Transport;
     use std::sync::atomic::Ordering;
     let rx = receiver_closing_after(3);
-    let mut options = sentry::ClientOptions::new();
-    options.dsn = Some(dsn(rx.port));
     let timeout = Duration::from_secs(5);
-    let transport = crate::sentry::transport::BackingOffTransport::new(
-        &options,
-        crate::sentry::transport::agent(timeout),
-        timeout,
-    );
+    let transport = transport_to(rx.port, timeout);
     for _ in 0..10 {
         transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
     }
