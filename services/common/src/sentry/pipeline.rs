@@ -66,14 +66,20 @@ impl Endpoint {
         roots: rustls::RootCertStore,
     ) -> Self {
         let url = dsn.envelope_api_url();
-        let host = dsn.host().to_owned();
+        // The DSN's host as the URL writes it (`[::1]` for an IPv6 address), which is how
+        // the `host` header wants it; looked up and named for TLS without the brackets.
+        let bracketed = dsn.host();
+        let host = bracketed
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = dsn.port();
         let https = url.scheme() == "https";
         let default_port = if https { 443 } else { 80 };
         let authority = if port == default_port {
-            host.clone()
+            bracketed.to_owned()
         } else {
-            format!("{host}:{port}")
+            format!("{bracketed}:{port}")
         };
         let head = format!(
             "POST {} HTTP/1.1\r\nhost: {authority}\r\nx-sentry-auth: {auth}\r\n\

@@ -344,3 +344,35 @@ fn a_server_that_closes_now_and_then_keeps_the_pipeline_and_gets_everything() {
         "a new connection after each close"
     );
 }
+
+#[test]
+fn an_ipv6_dsn_is_reached_and_named_with_brackets() {
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !head.ends_with(b"{}") {
+            let n = stream.read(&mut chunk).unwrap();
+            head.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            .unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let dsn: sentry::types::Dsn = format!("http://public@[::1]:{port}/1").parse().unwrap();
+    let mut pipeline = Pipeline::new(Endpoint::new(&dsn, "k", Duration::from_secs(5)));
+    let (replies, error) = pipeline.round(&[b"{}"]);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(replies.len(), 1);
+    let request = seen.join().unwrap();
+    assert!(
+        request.contains(&format!("host: [::1]:{port}\r\n")),
+        "{request}"
+    );
+}
