@@ -4,26 +4,15 @@
 //! the cheapest route (callgrind, `make test-cost`): every field visited through `dyn`
 //! visitors, serialized by serde_json through `fmt::Write` adaptors that re-validate UTF-8
 //! chunk by chunk. Here the same JSON object, field for field and in the same order as the
-//! JSON layer writes it, is written into a per-thread buffer and handed to the same
-//! non-blocking writer as every other line (so lines stay in order, a full queue drops and
+//! JSON layer writes it, is written into a per-thread buffer and appended to the same
+//! line writer as every other line (so lines stay in order, a full buffer drops and
 //! counts them, and nothing blocks the event loop). `RUST_LOG` still filters it
 //! (`access=warn` silences it). With text logs (`--log-format text`, for people) the line
 //! goes through `tracing` as before: there the cost does not matter.
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::sync::OnceLock;
-
-use tracing_appender::non_blocking::NonBlocking;
 
 use crate::timestamp::MicrosTimestamp;
-
-/// The JSON writer, set by `logging::init` when the format is JSON.
-static JSON_SINK: OnceLock<NonBlocking> = OnceLock::new();
-
-pub(crate) fn set_json_sink(writer: NonBlocking) {
-    let _ = JSON_SINK.set(writer);
-}
 
 /// Whether the access log is wanted at all (the `access` target at INFO).
 pub(crate) fn enabled() -> bool {
@@ -50,22 +39,45 @@ thread_local! {
 impl AccessLine<'_> {
     /// Writes the line: by hand to the JSON writer, or as a `tracing` event for text logs.
     pub(crate) fn emit(&self) {
-        let Some(sink) = JSON_SINK.get() else {
+        let Some(sink) = crate::logging::json_writer() else {
             self.emit_through_tracing();
             return;
         };
         LINE.with_borrow_mut(|line| {
             line.clear();
             self.write_json(line, MicrosTimestamp::now().as_str());
-            // One `write` is one queued line; a full queue drops and counts it. (A clone is
-            // two reference counts: the writer needs `&mut`, as tracing's layer clones it too.)
-            let _ = sink.clone().write(line.as_bytes());
+            // One append is one line; a full buffer drops and counts it.
+            sink.append(line.as_bytes());
         });
     }
 
     fn duration_ms(&self) -> f64 {
         // Whole nanoseconds over 1e6 print as the shortest decimal (0.083264, not 0.08326399999999999).
         self.duration.as_nanos() as f64 / 1e6
+    }
+
+    /// [`Self::duration_ms`] as `Display` of the `f64` writes it, from integers: the same
+    /// digits for any duration under ~26 days (until then an `f64` of milliseconds has more
+    /// precision than the 6 decimals of whole nanoseconds), without float formatting's cost.
+    fn write_duration_ms(&self, out: &mut String) {
+        let nanos = self.duration.as_nanos();
+        push_u64(out, u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX));
+        let mut fraction = (nanos % 1_000_000) as u32;
+        if fraction == 0 {
+            return;
+        }
+        let mut digits = 6;
+        while fraction.is_multiple_of(10) {
+            fraction /= 10;
+            digits -= 1;
+        }
+        out.push('.');
+        let mut buf = [b'0'; 6];
+        for slot in buf[..digits].iter_mut().rev() {
+            *slot = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        out.push_str(std::str::from_utf8(&buf[..digits]).unwrap_or_default());
     }
 
     fn emit_through_tracing(&self) {
@@ -101,12 +113,10 @@ impl AccessLine<'_> {
         plain_str(out, self.route);
         out.push_str(",\"path\":");
         json_str(out, self.path);
-        let _ = write!(
-            out,
-            ",\"status\":{},\"duration_ms\":{}",
-            self.status,
-            self.duration_ms()
-        );
+        out.push_str(",\"status\":");
+        push_u64(out, u64::from(self.status));
+        out.push_str(",\"duration_ms\":");
+        self.write_duration_ms(out);
         if let Some(error) = self.error {
             out.push_str(",\"error\":");
             json_str(out, error);
@@ -126,8 +136,33 @@ fn plain_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// `n` in decimal, without `fmt`'s machinery.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// `s` as a JSON string: runs that need no escape are copied whole.
 fn json_str(out: &mut String, s: &str) {
+    // Most ids and paths need no escape: one pass without early exit, which the compiler
+    // vectorizes, and a single copy.
+    if !s.bytes().fold(false, |any, b| any | needs_escape(b)) {
+        plain_str(out, s);
+        return;
+    }
     out.push('"');
     let mut run = 0;
     for (i, b) in s.bytes().enumerate() {
@@ -200,6 +235,38 @@ mod tests {
              \"route\":\"/work/cpu\",\"path\":\"/work/cpu\",\"status\":200,\
              \"duration_ms\":66.83,\"target\":\"access\"}\n"
         );
+    }
+
+    #[test]
+    fn durations_print_as_the_f64_of_milliseconds_prints() {
+        let mut nanos: Vec<u64> = vec![0, 1, 9, 10, 999_999, 1_000_000, 1_000_001, 66_830_000];
+        nanos.extend([
+            83_264,
+            120_000_000_000,
+            2_000_000_000_000_000,
+            u64::from(u32::MAX),
+        ]);
+        // And a spread of ordinary ones.
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            nanos.push(x >> (24 + x % 24));
+        }
+        for n in nanos {
+            let access = AccessLine {
+                request_id: "r",
+                trace_id: None,
+                method: "GET",
+                route: "/",
+                path: "/",
+                status: 200,
+                duration: Duration::from_nanos(n),
+                error: None,
+            };
+            let mut out = String::new();
+            access.write_duration_ms(&mut out);
+            assert_eq!(out, access.duration_ms().to_string(), "{n} ns");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod health;
 mod http_layer_answers;
 #[cfg(feature = "in-process")]
 pub mod in_process;
+mod log_writer;
 mod logging;
 pub mod metrics;
 mod panic;
@@ -25,6 +26,7 @@ pub mod params;
 mod request_id;
 mod request_tracking;
 mod route;
+mod route_pattern;
 mod run;
 mod sentry;
 mod server;

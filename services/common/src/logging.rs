@@ -2,82 +2,59 @@
 //! (`access=warn` silences the access log). Each request gets one access-log event with its
 //! request id (see request_tracking.rs and access_log.rs).
 //!
-//! Lines go through tracing-appender's non-blocking writer: an event loop formats the line
-//! and hands it to a bounded queue; one thread of its own writes to stdout. When stdout is
-//! not drained (a full pipe, a stuck log shipper) the queue fills and further lines are
-//! dropped and counted in `loopscope_log_lines_dropped_total`, instead of the write blocking
-//! the event loop, which is the bug loopscope exists to show.
+//! Lines go through our own bounded line writer (log_writer.rs): an event loop formats the
+//! line and appends it to a buffer that one thread of its own writes to stdout every 10 ms.
+//! When stdout is not drained (a full pipe, a stuck log shipper) the buffer fills and further
+//! lines are dropped and counted in `loopscope_log_lines_dropped_total`, instead of the write
+//! blocking the event loop, which is the bug loopscope exists to show.
 use std::sync::OnceLock;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
+use crate::log_writer::{Drainer, LineWriter};
 
-/// Lines the queue holds before dropping: ~16 k lines is a few MB of JSON at most, and at
-/// 10 k requests/s a second or two of stdout not keeping up.
-const LOG_QUEUE_LINES: usize = 16 * 1024;
-
-/// The log thread gathers queued lines into writes of up to this many bytes, and writes
-/// what it has as soon as the queue is empty (tracing-appender flushes after draining it):
-/// under load one `write` carries ~15 lines instead of one each, and a line is never held
-/// back while the process is quiet. PIPE_BUF, so a write to a pipe stays atomic.
-const LOG_WRITE_BYTES: usize = 4096;
-
-/// The dropped-line count of the process's writer, read by the metric at scrape time.
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+/// The process's writer and its format, set by `init`.
+static WRITER: OnceLock<(LineWriter, LogFormat)> = OnceLock::new();
 
 /// Lines dropped because stdout did not keep up (0 before `init`).
 pub(crate) fn dropped_lines() -> u64 {
-    DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+    WRITER.get().map_or(0, |(writer, _)| writer.dropped_lines())
 }
 
-/// How long the exit waits for queued lines to reach stdout.
+/// The writer the access log appends its JSON lines to (none before `init`, or with text
+/// logs, where the line goes through `tracing`).
+pub(crate) fn json_writer() -> Option<&'static LineWriter> {
+    match WRITER.get() {
+        Some((writer, LogFormat::Json)) => Some(writer),
+        _ => None,
+    }
+}
+
+/// How long the exit waits for pending lines to reach stdout.
 const FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Keep it until the process ends: dropping it flushes the queued lines, for at most
-/// [`FLUSH_AT_EXIT`]. tracing-appender's own guard waits 1.1 s and then `println!`s a
-/// complaint, which blocks forever on the very stdout that is stuck, so a process whose
-/// stdout nobody reads would never exit on SIGTERM. The flush runs on a thread of its own
-/// and the exit goes on without it when stdout does not move.
-pub(crate) struct LogWriterGuard(Option<WorkerGuard>);
-
-impl Drop for LogWriterGuard {
-    fn drop(&mut self) {
-        let Some(guard) = self.0.take() else { return };
-        let (done, flushed) = std::sync::mpsc::channel();
-        let flusher = std::thread::Builder::new()
-            .name("loopscope-log-flush".into())
-            .spawn(move || {
-                drop(guard);
-                let _ = done.send(());
-            });
-        if flusher.is_ok() {
-            let _ = flushed.recv_timeout(FLUSH_AT_EXIT);
-        }
-    }
+/// Keep it until the process ends: dropping it writes the pending lines, waiting at most
+/// [`FLUSH_AT_EXIT`], so a process whose stdout nobody reads still exits on SIGTERM.
+pub(crate) struct LogWriterGuard {
+    _drainer: Option<Drainer>,
 }
 
 /// Installs the subscriber.
 pub(crate) fn init(format: LogFormat) -> LogWriterGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("loopscope-log")
-        .finish(std::io::BufWriter::with_capacity(
-            LOG_WRITE_BYTES,
-            std::io::stdout(),
-        ));
-    let counter = writer.error_counter();
-    if format == LogFormat::Json {
-        crate::access_log::set_json_sink(writer.clone());
-    }
+    let (writer, drainer) = match crate::log_writer::spawn(std::io::stdout(), FLUSH_AT_EXIT) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            eprintln!("loopscope: cannot start the log thread ({e}); logging to stderr only");
+            return LogWriterGuard { _drainer: None };
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     // A second init (e.g. two services in one test process) keeps the first subscriber.
     let installed = match format {
         LogFormat::Json => builder
@@ -96,8 +73,11 @@ pub(crate) fn init(format: LogFormat) -> LogWriterGuard {
             .with(crate::sentry::Breadcrumbs)
             .try_init(),
     };
-    LogWriterGuard(installed.ok().map(|()| {
-        let _ = DROPPED.set(counter);
-        guard
-    }))
+    if installed.is_err() {
+        return LogWriterGuard { _drainer: None };
+    }
+    let _ = WRITER.set((writer, format));
+    LogWriterGuard {
+        _drainer: Some(drainer),
+    }
 }

@@ -39,9 +39,15 @@ fn next_counter() -> u64 {
     })
 }
 
-/// One request's id: `Copy`, 32 bytes on the stack; `as_str` borrows it.
+/// The longest id a client may give (`x-request-id`); a longer one is replaced by ours.
+pub(crate) const MAX_LEN: usize = 64;
+
+/// One request's id: ours or the client's, `Copy`, on the stack; `as_str` borrows it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct RequestId([u8; 32]);
+pub(crate) struct RequestId {
+    bytes: [u8; MAX_LEN],
+    len: u8,
+}
 
 impl RequestId {
     /// A new id, unique within this process.
@@ -49,19 +55,33 @@ impl RequestId {
         Self::from_parts(process_prefix(), next_counter())
     }
 
+    /// The client's id, when it is safe to log and forward: 1 to [`MAX_LEN`] printable ASCII
+    /// characters (a `"` too: the access log escapes it).
+    pub(crate) fn from_client(id: &[u8]) -> Option<Self> {
+        if id.is_empty() || id.len() > MAX_LEN || !id.iter().all(u8::is_ascii_graphic) {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_LEN];
+        bytes[..id.len()].copy_from_slice(id);
+        Some(Self {
+            bytes,
+            len: id.len() as u8,
+        })
+    }
+
     fn from_parts(prefix: u64, counter: u64) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut buf = [0u8; 32];
+        let mut bytes = [0u8; MAX_LEN];
         let value = (u128::from(prefix) << 64) | u128::from(counter);
-        for (i, byte) in buf.iter_mut().enumerate() {
+        for (i, byte) in bytes[..32].iter_mut().enumerate() {
             *byte = HEX[((value >> (4 * (31 - i))) & 0xf) as usize];
         }
-        Self(buf)
+        Self { bytes, len: 32 }
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII hex digits are ever written into the buffer.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // Only printable ASCII is ever written into the buffer.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 }
 
@@ -106,6 +126,25 @@ mod tests {
         let id = RequestId::from_parts(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
         assert_eq!(id.to_string(), "0123456789abcdeffedcba9876543210");
         assert_eq!(RequestId::from_parts(0, 1).as_str(), format!("{:032x}", 1));
+    }
+
+    #[test]
+    fn a_client_id_is_kept_only_when_printable_ascii_of_at_most_64() {
+        let id = RequestId::from_client(b"abc-\"quoted\"-1").expect("printable");
+        assert_eq!(id.as_str(), "abc-\"quoted\"-1");
+        assert_eq!(
+            RequestId::from_client(&[b'x'; MAX_LEN]).map(|id| id.as_str().len()),
+            Some(MAX_LEN)
+        );
+        for bad in [
+            &b""[..],
+            &[b'x'; MAX_LEN + 1],
+            b"a b",
+            b"a\nb",
+            "é".as_bytes(),
+        ] {
+            assert_eq!(RequestId::from_client(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

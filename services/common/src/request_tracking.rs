@@ -21,32 +21,26 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 
 use crate::access_log::AccessLine;
 use crate::request_id::RequestId;
+use crate::route_pattern::{RoutePatterns, UNMATCHED};
 use crate::stall::{ConnSocket, PollTimed, RequestContext, StallDetector};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST_ID: RequestId;
 }
 
-/// The longest incoming `x-request-id` kept; a longer one is replaced by a new id.
-const MAX_REQUEST_ID: usize = 64;
-
 /// The caller's `x-request-id` when it is safe to log and forward, else a new one.
-fn request_id_of(req: &ServiceRequest) -> String {
+fn request_id_of(req: &ServiceRequest) -> RequestId {
     req.headers()
         .get(&X_REQUEST_ID)
-        .map(HeaderValue::as_bytes)
-        .filter(|id| {
-            !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(|b| b.is_ascii_graphic())
-        })
-        .and_then(|id| std::str::from_utf8(id).ok())
-        .map_or_else(|| RequestId::new().as_str().to_owned(), str::to_owned)
+        .and_then(|id| RequestId::from_client(id.as_bytes()))
+        .unwrap_or_default()
 }
 
 /// The id of the request this task serves, if any.
 pub(crate) fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID.try_with(|id| id.as_str().to_owned()).ok()
 }
 
 pub(crate) struct RequestTracking {
@@ -72,6 +66,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequestTrackingMiddleware {
             service: Rc::new(service),
+            routes: RoutePatterns::default(),
             detector: self.detector.clone(),
             in_flight: self.in_flight.clone(),
             access_log: self.access_log,
@@ -81,6 +76,7 @@ where
 
 pub(crate) struct RequestTrackingMiddleware<S> {
     service: Rc<S>,
+    routes: RoutePatterns,
     detector: Option<Arc<StallDetector>>,
     in_flight: Option<UpDownCounter<i64>>,
     access_log: bool,
@@ -107,11 +103,8 @@ where
             crate::defer::defer(move || in_flight.add(-1, &[]))
         });
         let log = (self.access_log && crate::access_log::enabled()).then(std::time::Instant::now);
-        // The route pattern, matched once for the stall detector and the log.
-        let endpoint = (self.detector.is_some() || log.is_some()).then(|| {
-            req.match_pattern()
-                .unwrap_or_else(|| "UNMATCHED".to_owned())
-        });
+        // The route pattern, for the stall detector and the log.
+        let endpoint = (self.detector.is_some() || log.is_some()).then(|| self.routes.of(&req));
         let method = req.method().clone();
         let socket = req.conn_data::<ConnSocket>().copied();
         let service = self.service.clone();
@@ -120,12 +113,12 @@ where
         let timed = match (&self.detector, &endpoint) {
             (Some(detector), Some(endpoint)) => Either::Left(PollTimed::new(
                 handled,
-                RequestContext::new(method.as_str(), endpoint, &request_id, socket.as_ref()),
+                RequestContext::new(&method, endpoint.clone(), request_id, socket.as_ref()),
                 detector.clone(),
             )),
             _ => Either::Right(handled),
         };
-        Box::pin(REQUEST_ID.scope(request_id.clone(), async move {
+        Box::pin(REQUEST_ID.scope(request_id, async move {
             let outcome = timed.await;
             drop(done);
             let mut res = outcome?.map_into_boxed_body();
@@ -134,10 +127,10 @@ where
                 let error = res.response().error().map(ToString::to_string);
                 crate::sentry::with_trace_hex(|trace_id| {
                     AccessLine {
-                        request_id: &request_id,
+                        request_id: request_id.as_str(),
                         trace_id,
                         method: method.as_str(),
-                        route: endpoint.as_deref().unwrap_or("UNMATCHED"),
+                        route: endpoint.as_deref().unwrap_or(UNMATCHED),
                         path: res.request().path(),
                         status,
                         duration: started.elapsed(),
@@ -146,7 +139,7 @@ where
                     .emit();
                 });
             }
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
+            if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
                 res.headers_mut().insert(X_REQUEST_ID.clone(), value);
             }
             Ok(res)

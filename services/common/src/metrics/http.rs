@@ -10,7 +10,8 @@
 //!   `/fault/status/{code}` alone ~4,600 series.
 //!
 //! Label handles are cached per middleware instance, which actix builds once per worker thread:
-//! a request costs one hash lookup, no lock and no allocation once its series exists.
+//! a request costs one hash lookup (foldhash: SipHash's resistance to chosen keys buys nothing
+//! where every key comes from a bounded set), no lock and no allocation once its series exists.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::{Ready, ready};
@@ -25,6 +26,7 @@ use futures_util::future::LocalBoxFuture;
 use super::Registry;
 use super::family::{Buckets, Counter, CounterVec, Histogram, HistogramVec};
 use super::names::{HTTP_REQUESTS, HTTP_REQUESTS_DURATION, LATENCY_BUCKETS};
+use crate::route_pattern::RoutePatterns;
 
 /// Methods that keep their own label value; the rest are `other`.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
@@ -105,11 +107,11 @@ impl HttpMetrics {
     }
 }
 
-type Key = (String, &'static str, StatusCode);
+type Key = (Arc<str>, &'static str, StatusCode);
 
 /// The label handles one worker thread has used, so later requests skip the vec's lock.
 #[derive(Default)]
-struct HandleCache(HashMap<Key, (Arc<Counter>, Arc<Histogram>)>);
+struct HandleCache(HashMap<Key, (Arc<Counter>, Arc<Histogram>), foldhash::fast::RandomState>);
 
 impl HandleCache {
     fn observe(&mut self, metrics: &HttpMetrics, key: Key, seconds: f64) {
@@ -118,10 +120,10 @@ impl HandleCache {
             (
                 metrics
                     .requests
-                    .with_label_values(&[e.as_str(), m, status.as_str()]),
+                    .with_label_values(&[&**e, m, status.as_str()]),
                 metrics
                     .duration
-                    .with_label_values(&[e.as_str(), m, status_class(*s)]),
+                    .with_label_values(&[&**e, m, status_class(*s)]),
             )
         });
         counter.inc();
@@ -145,6 +147,7 @@ where
             service: Rc::new(service),
             metrics: self.clone(),
             cache: Rc::default(),
+            routes: RoutePatterns::default(),
         }))
     }
 }
@@ -153,6 +156,7 @@ pub struct HttpMetricsMiddleware<S> {
     service: Rc<S>,
     metrics: HttpMetrics,
     cache: Rc<RefCell<HandleCache>>,
+    routes: RoutePatterns,
 }
 
 impl<S, B> Service<ServiceRequest> for HttpMetricsMiddleware<S>
@@ -172,9 +176,7 @@ where
         }
         let started = Instant::now();
         let method = method_label(req.method());
-        let endpoint = req
-            .match_pattern()
-            .unwrap_or_else(|| "UNMATCHED".to_owned());
+        let endpoint = self.routes.of(&req);
         let metrics = self.metrics.clone();
         let cache = self.cache.clone();
         let fut = self.service.call(req);
@@ -210,7 +212,7 @@ impl HttpMetrics {
         status: StatusCode,
         seconds: f64,
     ) {
-        let key = (endpoint.to_owned(), method_label(method), status);
+        let key = (Arc::from(endpoint), method_label(method), status);
         HandleCache::default().observe(self, key, seconds);
     }
 }

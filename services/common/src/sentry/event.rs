@@ -123,6 +123,19 @@ pub(crate) struct TraceIds {
     pub(crate) parent_span_id: Option<SpanId>,
 }
 
+impl TraceIds {
+    /// The ids as an event's trace context (for a report made later from another thread,
+    /// such as the stall capture's).
+    pub(crate) fn context(self) -> TraceContext {
+        TraceContext {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            ..Default::default()
+        }
+    }
+}
+
 impl From<&RequestTrace> for TraceIds {
     fn from(t: &RequestTrace) -> Self {
         Self {

@@ -55,7 +55,7 @@ pub(crate) struct SentryMiddleware<S> {
 }
 
 fn draw(rate: f32) -> bool {
-    rate >= 1.0 || (rate > 0.0 && rand::random::<f32>() < rate)
+    rate >= 1.0 || (rate > 0.0 && context::random::<f32>() < rate)
 }
 
 type Traced<R> = Pin<Box<dyn Future<Output = Result<R, actix_web::Error>>>>;

@@ -3,16 +3,21 @@
 //! each poll.
 use std::sync::Arc;
 
+use actix_web::http::Method;
 use sentry::protocol::TraceContext;
 
+use crate::request_id::RequestId;
+use crate::sentry::TraceIds;
+
+/// Built for every request (one allocation: the `Arc`), read only when a poll stalls.
 pub(crate) struct RequestContext {
-    pub(crate) method: String,
+    pub(crate) method: Method,
     /// The route pattern, e.g. `/work/block`.
-    pub(crate) route: String,
+    pub(crate) route: Arc<str>,
     /// Equal to the response's `x-request-id`.
-    pub(crate) request_id: String,
-    /// The request's trace (ids only), from our Sentry layer; `None` when Sentry is off.
-    pub(crate) trace: Option<TraceContext>,
+    pub(crate) request_id: RequestId,
+    /// The request's trace ids, from our Sentry layer; `None` when Sentry is off.
+    trace: Option<TraceIds>,
     /// Its connection's socket, to ask the kernel how long the request waited in it.
     pub(crate) socket: Option<std::os::fd::RawFd>,
 }
@@ -36,16 +41,16 @@ pub(crate) fn on_connect(
 impl RequestContext {
     /// Call inside the request's service call, within our Sentry layer's request scope.
     pub(crate) fn new(
-        method: &str,
-        route: &str,
-        request_id: &str,
+        method: &Method,
+        route: Arc<str>,
+        request_id: RequestId,
         socket: Option<&ConnSocket>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            method: method.to_owned(),
-            route: route.to_owned(),
-            request_id: request_id.to_owned(),
-            trace: crate::sentry::current_trace_context(),
+            method: method.clone(),
+            route,
+            request_id,
+            trace: crate::sentry::current_trace_ids(),
             socket: socket.map(|s| s.0),
         })
     }
@@ -53,6 +58,6 @@ impl RequestContext {
     /// The trace the request belongs to (its ids were taken when the request started, so
     /// reading them needs no lock, even while its thread is parked).
     pub(crate) fn trace(&self) -> Option<TraceContext> {
-        self.trace.clone()
+        self.trace.map(TraceIds::context)
     }
 }

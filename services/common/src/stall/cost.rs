@@ -74,8 +74,12 @@ fn poll_timer_cost() {
     let timed = || {
         let t = Instant::now();
         for _ in 0..N {
-            let request =
-                RequestContext::new("GET", "/work/io", "0123456789abcdef0123456789abcdef", None);
+            let request = RequestContext::new(
+                &actix_web::http::Method::GET,
+                "/work/io".into(),
+                crate::request_id::RequestId::new(),
+                None,
+            );
             black_box(drive(PollTimed::new(
                 Polls(POLLS),
                 request,

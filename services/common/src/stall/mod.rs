@@ -76,7 +76,7 @@ impl StallDetector {
         }
         let worker = slot.map_or_else(current_worker_label, |s| s.worker.clone());
         let labels = [
-            KeyValue::new(LABEL_ENDPOINT, request.route.clone()),
+            KeyValue::new(LABEL_ENDPOINT, request.route.to_string()),
             KeyValue::new(LABEL_WORKER, worker.clone()),
         ];
         self.instruments.blocked_polls.add(1, &labels);
@@ -92,7 +92,7 @@ impl StallDetector {
         );
         tracing::debug!(
             route = %request.route,
-            request_id = %request.request_id,
+            request_id = request.request_id.as_str(),
             blocked_ms = took.as_secs_f64() * 1e3,
             "one poll of a handler ran longer than the blocked threshold"
         );

@@ -190,9 +190,9 @@ impl StallRecord {
         if self.request.is_some() {
             return;
         }
-        self.route = Some(request.route.clone());
-        self.method = Some(request.method.clone());
-        self.request_id = Some(request.request_id.clone());
+        self.route = Some(request.route.to_string());
+        self.method = Some(request.method.to_string());
+        self.request_id = Some(request.request_id.as_str().to_owned());
         self.trace = trace;
         self.trace_id = self.trace.as_ref().map(|t| t.trace_id.to_string());
         self.request = Some(request.clone());

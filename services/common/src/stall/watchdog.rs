@@ -34,7 +34,7 @@ pub(crate) fn spawn(threshold: Duration, tx: Sender<Message>) -> std::io::Result
         .spawn(move || {
             let mut unwinder = installed.is_ok().then(StackUnwinder::new);
             let mut watched: HashMap<i32, Watched> = HashMap::new();
-            let mut last_capture: HashMap<String, Instant> = HashMap::new();
+            let mut last_capture: HashMap<std::sync::Arc<str>, Instant> = HashMap::new();
             let threshold_ns = threshold.as_nanos() as u64;
             loop {
                 // The watchdog's own thread ticking, not an event loop.
@@ -85,7 +85,7 @@ fn capture(
     started_ns: u64,
     before: Option<SchedStat>,
     unwinder: Option<&mut StackUnwinder>,
-    last_capture: &mut HashMap<String, Instant>,
+    last_capture: &mut HashMap<std::sync::Arc<str>, Instant>,
 ) -> Capture {
     // Before the signal: the signal interrupts the very syscall we want to see.
     let classification = classify(slot.tid, before);
@@ -113,7 +113,7 @@ fn capture(
         let request = parked.request(started_ns);
         let limited = request.as_ref().is_some_and(|r| {
             last_capture
-                .get(r.route.as_str())
+                .get(&*r.route)
                 .is_some_and(|at| now.duration_since(*at) < CAPTURE_INTERVAL)
         });
         let n = if limited {

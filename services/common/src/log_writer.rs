@@ -1,0 +1,307 @@
+//! The log lines' way to stdout: a bounded buffer that event loops append to and one thread
+//! of its own drains every [`DRAIN_EVERY`], so a line costs an event loop one uncontended lock
+//! and a copy, and never a wake-up.
+//!
+//! tracing-appender's non-blocking writer, used before, hands every line through a channel
+//! and wakes its thread for it: a futex call on the event loop, then a context switch, a
+//! `write` and a few `sched_yield`s of that thread, on the same core under load. In the bench
+//! (one core) that was most of the access log's cost. A line here waits at most
+//! `DRAIN_EVERY` to reach stdout, which a log reader does not notice.
+//!
+//! Bounded: when stdout is not drained (a full pipe, a stuck log shipper) the buffer fills to
+//! [`PENDING_BYTES`] and further lines are dropped and counted
+//! (`loopscope_log_lines_dropped_total`) instead of the event loop waiting for stdout, which
+//! is the bug loopscope exists to show.
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// How often the log thread looks for lines.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
+/// Bytes of lines waiting for the log thread before lines are dropped: ~15 k access-log
+/// lines, a second or two of stdout not keeping up at 10 k requests/s.
+const PENDING_BYTES: usize = 4 << 20;
+
+/// The most one `write` carries: PIPE_BUF, so a write to a pipe shared with other processes
+/// stays atomic and lines never interleave. Cut at line ends.
+const WRITE_BYTES: usize = 4096;
+
+struct Shared {
+    pending: Mutex<Vec<u8>>,
+    dropped: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
+        // A panic while holding it leaves whole lines behind: keep using them.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A handle to append lines with; clones share the buffer. Each `write` is one whole line
+/// (tracing's fmt layer and the access log both write a formatted line at once).
+#[derive(Clone)]
+pub(crate) struct LineWriter(Arc<Shared>);
+
+impl LineWriter {
+    /// Lines dropped because the buffer was full.
+    pub(crate) fn dropped_lines(&self) -> u64 {
+        self.0.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Appends `line`, or drops and counts it when the buffer is full. Never blocks on the
+    /// sink: the lock is held for a copy, by the log thread for a swap.
+    pub(crate) fn append(&self, line: &[u8]) {
+        let mut pending = self.0.pending();
+        if pending.len() + line.len() > PENDING_BYTES {
+            drop(pending);
+            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        pending.extend_from_slice(line);
+    }
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.append(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LineWriter {
+    type Writer = LineWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Owns the log thread. Dropping it writes what is left, waiting at most the time given to
+/// [`spawn`]: a process whose stdout nobody reads must still exit on SIGTERM.
+pub(crate) struct Drainer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    finished: std::sync::mpsc::Receiver<()>,
+    flush_within: Duration,
+}
+
+/// Starts the log thread, writing to `sink`.
+pub(crate) fn spawn(
+    sink: impl Write + Send + 'static,
+    flush_within: Duration,
+) -> std::io::Result<(LineWriter, Drainer)> {
+    let shared = Arc::new(Shared {
+        pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+        dropped: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let (done, finished) = std::sync::mpsc::channel();
+    let drained = Arc::clone(&shared);
+    let thread = thread::Builder::new()
+        .name("loopscope-log".into())
+        .spawn(move || {
+            drain(&drained, sink);
+            let _ = done.send(());
+        })?;
+    let drainer = Drainer {
+        shared: Arc::clone(&shared),
+        thread: Some(thread),
+        finished,
+        flush_within,
+    };
+    Ok((LineWriter(shared), drainer))
+}
+
+/// The log thread: every `DRAIN_EVERY`, takes what is pending (a swap under the lock) and
+/// writes it, until told to stop; then writes what is left once more.
+fn drain(shared: &Shared, mut sink: impl Write) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    loop {
+        let stopping = shared.stop.load(Ordering::Acquire);
+        std::mem::swap(&mut *shared.pending(), &mut batch);
+        write_lines(&mut sink, &batch);
+        batch.clear();
+        if stopping {
+            return;
+        }
+        thread::park_timeout(DRAIN_EVERY);
+    }
+}
+
+/// Writes `lines` in writes of at most `WRITE_BYTES`, each ending at a line end (a longer
+/// line goes alone). A failing sink (stdout closed) loses these lines, not the process.
+fn write_lines(sink: &mut impl Write, mut lines: &[u8]) {
+    while !lines.is_empty() {
+        let window = &lines[..lines.len().min(WRITE_BYTES)];
+        let cut = match window.iter().rposition(|&b| b == b'\n') {
+            Some(end) => end + 1,
+            // One line longer than a write: all of it, up to its end.
+            None => lines
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(lines.len(), |end| end + 1),
+        };
+        if sink.write_all(&lines[..cut]).is_err() {
+            return;
+        }
+        lines = &lines[cut..];
+    }
+    let _ = sink.flush();
+}
+
+impl Drop for Drainer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        thread.thread().unpark();
+        // Joined only when it finished: a thread stuck in a `write` to a stdout nobody reads
+        // is left behind, and the process exits without it.
+        if self.finished.recv_timeout(self.flush_within).is_ok() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A sink that records each write, to check order and write sizes.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("the recorder").push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A sink whose first write never returns: stdout that nobody reads.
+    struct Stuck(mpsc::Receiver<()>);
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.recv();
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_line_arrives_in_order_in_whole_lines_of_at_most_pipe_buf() {
+        let sink = Recorder::default();
+        let (mut writer, drainer) =
+            spawn(sink.clone(), Duration::from_secs(5)).expect("the log thread");
+        for i in 0..2_000 {
+            writeln!(writer, "line {i} {}", "x".repeat(i % 300)).expect("a write");
+        }
+        drop(drainer);
+        let writes = sink.0.lock().expect("the recorder").clone();
+        assert!(
+            writes
+                .iter()
+                .all(|w| w.len() <= WRITE_BYTES && w.ends_with(b"\n"))
+        );
+        assert!(writes.len() < 2_000, "lines are written together");
+        let text = String::from_utf8(writes.concat()).expect("a write");
+        let numbers: Vec<usize> = text
+            .lines()
+            .map(|l| {
+                l.split(' ')
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .expect("a numbered line")
+            })
+            .collect();
+        assert_eq!(numbers, (0..2_000).collect::<Vec<_>>());
+        assert_eq!(writer.dropped_lines(), 0);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_write_goes_whole_and_alone() {
+        let sink = Recorder::default();
+        let (mut writer, drainer) =
+            spawn(sink.clone(), Duration::from_secs(5)).expect("the log thread");
+        let long = format!("{}\n", "y".repeat(3 * WRITE_BYTES));
+        writer.write_all(b"short\n").expect("a write");
+        writer.write_all(long.as_bytes()).expect("a write");
+        writer.write_all(b"after\n").expect("a write");
+        drop(drainer);
+        let writes = sink.0.lock().expect("the recorder").clone();
+        assert!(
+            writes.contains(&long.clone().into_bytes()),
+            "{} writes",
+            writes.len()
+        );
+        assert_eq!(
+            writes.concat(),
+            [b"short\n", long.as_bytes(), b"after\n"].concat()
+        );
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a plain test thread, no event loop
+    fn lines_reach_the_sink_while_the_process_runs() {
+        let sink = Recorder::default();
+        let (mut writer, _drainer) =
+            spawn(sink.clone(), Duration::from_secs(5)).expect("the log thread");
+        writer.write_all(b"hello\n").expect("a write");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sink.0.lock().expect("the recorder").is_empty() {
+            assert!(Instant::now() < deadline, "the line never reached the sink");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_stuck_sink_drops_and_counts_lines_without_blocking_and_exit_does_not_wait_for_it() {
+        let (_release, held) = mpsc::channel();
+        let (mut writer, drainer) =
+            spawn(Stuck(held), Duration::from_millis(200)).expect("the log thread");
+        let line = format!("{}\n", "z".repeat(1023));
+        // The first drain takes a batch and hangs in its write; everything after piles up.
+        let started = Instant::now();
+        let lines = 3 * PENDING_BYTES / line.len();
+        for _ in 0..lines {
+            writer.write_all(line.as_bytes()).expect("a write");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "appending {lines} lines took {:?}",
+            started.elapsed()
+        );
+        let dropped = writer.dropped_lines();
+        // At most the buffer plus the batch in the stuck write were kept.
+        assert!(
+            dropped as usize >= lines - 2 * PENDING_BYTES / line.len(),
+            "{dropped}"
+        );
+        let exiting = Instant::now();
+        drop(drainer);
+        assert!(
+            exiting.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            exiting.elapsed()
+        );
+    }
+}
