@@ -120,6 +120,7 @@ where
         };
         Box::pin(REQUEST_ID.scope(request_id, async move {
             let outcome = timed.await;
+            let request_id = request_id.as_str();
             drop(done);
             let mut res = outcome?.map_into_boxed_body();
             if let Some(started) = log {
@@ -127,7 +128,7 @@ where
                 let error = res.response().error().map(ToString::to_string);
                 crate::sentry::with_trace_hex(|trace_id| {
                     AccessLine {
-                        request_id: request_id.as_str(),
+                        request_id,
                         trace_id,
                         method: method.as_str(),
                         route: endpoint.as_deref().unwrap_or(UNMATCHED),
@@ -139,7 +140,7 @@ where
                     .emit();
                 });
             }
-            if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+            if let Ok(value) = HeaderValue::from_str(request_id) {
                 res.headers_mut().insert(X_REQUEST_ID.clone(), value);
             }
             Ok(res)

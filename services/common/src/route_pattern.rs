@@ -9,6 +9,8 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::dev::ServiceRequest;
 
+use crate::recent::Recent;
+
 /// The pattern of a path no route matches.
 pub(crate) const UNMATCHED: &str = "UNMATCHED";
 
@@ -22,41 +24,27 @@ const LONGEST_REMEMBERED: usize = 128;
 static UNMATCHED_PATTERN: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(UNMATCHED));
 
 /// One layer's memo of path → pattern, on one event loop (a middleware instance).
-#[derive(Default)]
 pub(crate) struct RoutePatterns {
-    recent: RefCell<Recent>,
+    recent: RefCell<Recent<Arc<str>>>,
 }
 
-#[derive(Default)]
-struct Recent {
-    entries: Vec<(Box<str>, Arc<str>)>,
-    /// The entry the next new path replaces, once the memo is full.
-    next: usize,
+impl Default for RoutePatterns {
+    fn default() -> Self {
+        Self {
+            recent: RefCell::new(Recent::new(REMEMBERED, LONGEST_REMEMBERED)),
+        }
+    }
 }
 
 impl RoutePatterns {
     /// The pattern of the route `req`'s path matches.
     pub(crate) fn of(&self, req: &ServiceRequest) -> Arc<str> {
-        let path = req.path();
-        let mut recent = self.recent.borrow_mut();
-        if let Some((_, pattern)) = recent.entries.iter().find(|(seen, _)| **seen == *path) {
-            return Arc::clone(pattern);
-        }
-        let pattern = match req.match_pattern() {
-            Some(pattern) => Arc::from(pattern),
-            None => Arc::clone(&UNMATCHED_PATTERN),
-        };
-        if path.len() <= LONGEST_REMEMBERED {
-            let entry = (Box::from(path), Arc::clone(&pattern));
-            if recent.entries.len() < REMEMBERED {
-                recent.entries.push(entry);
-            } else {
-                let slot = recent.next;
-                recent.entries[slot] = entry;
-                recent.next = (slot + 1) % REMEMBERED;
-            }
-        }
-        pattern
+        self.recent
+            .borrow_mut()
+            .get_or_insert_with(req.path(), || match req.match_pattern() {
+                Some(pattern) => Arc::from(pattern),
+                None => Arc::clone(&UNMATCHED_PATTERN),
+            })
     }
 }
 

@@ -4,6 +4,7 @@
 //! query, and the request's trace. A [`RequestSnapshot`] is plain data (`Send`), so an event
 //! can be finished on another thread (panics are symbolicated off the event loop).
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::panic::Location;
 
 use actix_web::HttpRequest;
@@ -12,6 +13,7 @@ use sentry::protocol::{
 };
 
 use super::context::RequestTrace;
+use crate::recent::Recent;
 
 /// Query parameters whose value never leaves the process: a key containing any of these.
 const SENSITIVE: &[&str] = &[
@@ -107,12 +109,28 @@ pub(crate) fn request_context(req: &HttpRequest, with_headers: bool) -> Request 
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
     Request {
-        url: url.parse::<Url>().ok(),
+        url: parse_url(&url),
         method: Some(req.method().to_string()),
         query_string: (!query.is_empty()).then_some(query),
         headers,
         ..Default::default()
     }
+}
+
+thread_local! {
+    /// The last URLs parsed on this thread: the sampled transactions of a repeated request
+    /// (host, path and query alike) share one parse, ~7 k instructions with `url`.
+    static PARSED: RefCell<Recent<Option<Url>>> = const { RefCell::new(Recent::new(8, 256)) };
+}
+
+fn parse_url(url: &str) -> Option<Url> {
+    PARSED
+        .try_with(|parsed| match parsed.try_borrow_mut() {
+            Ok(mut parsed) => parsed.get_or_insert_with(url, || url.parse().ok()),
+            // Only if a panic hit inside the memo and its hook reports this request.
+            Err(_) => url.parse().ok(),
+        })
+        .unwrap_or_else(|_| url.parse().ok())
 }
 
 /// The trace an event belongs to.

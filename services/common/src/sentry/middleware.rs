@@ -16,12 +16,16 @@ use std::rc::Rc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderName;
 use futures_util::future::Either;
 use sentry::protocol::{Event, Exception, Level, Mechanism, SpanStatus};
 
 use super::context::{self, IncomingTrace, RequestTrace};
 use super::event::{RequestSnapshot, kind, request_context, route, stack_at};
 use crate::error::{NotReported, Raised};
+
+static SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Paths that are never traced: probes and the scrape hit every few seconds.
 const UNTRACED: &[&str] = &["/healthz", "/readyz", "/metrics"];
@@ -77,7 +81,7 @@ where
         }
         let incoming = req
             .headers()
-            .get("sentry-trace")
+            .get(&SENTRY_TRACE)
             .and_then(|v| v.to_str().ok())
             .and_then(IncomingTrace::parse);
         let sampled = incoming
@@ -100,7 +104,7 @@ where
 
 fn request_id<B>(res: &ServiceResponse<B>) -> Option<String> {
     res.headers()
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
