@@ -166,9 +166,9 @@ def fixture() -> dict:
             "sentry_dsn": "http://public@127.0.0.1:9/0", "python": "Python 3.11.7",
             "python_packages": ["fastapi 0.163.2"], "wrk_version": "wrk 4.1.0",
             "load_average_start": 3.5, "load_average_end": 0.2}
-    # With 2 workers: hello 0.30 of bare (0.25 on one core: +20%), layers 0.5 (as on one
-    # core), io at c=1000 0.8 (as on one core).
-    two = [_point("two/hello/bare", "/", 50, 100_000, 10.0, config="bare"),
+    # With 2 workers, CPU per request: hello 0.30 of bare (0.25 on one core: +20%), layers
+    # 0.5 and io at c=1000 0.667 (as on one core). Throughput: wrk limits every server.
+    two = [_point("two/hello/bare", "/", 50, 100_000, 12.0, config="bare"),
            _point("two/hello/full", "/work/cpu?ms=0", 50, 30_000, 40.0, config="full"),
            _point("two/hello/none", "/work/cpu?ms=0", 50, 60_000, 20.0, config="none"),
            _point("two/io1000/bare", "/io?ms=10", 1000, 50_000, 20.0, config="bare"),
@@ -212,6 +212,10 @@ class ReportTest(unittest.TestCase):
         self.assertFalse(two["met"])                                               # +20%
         self.assertEqual(two["measured"], "20% apart at worst")
         self.assertIn("0.250 on one core, 0.300 with 2 workers", two["why"])
+        self.assertIn("CPU per request", two["why"])
+        io = self.a["two_workers"]["ratios"][2]
+        self.assertAlmostEqual(io["one"], 20.0 / 30.0)       # CPU per request, bare over ours
+        self.assertAlmostEqual(io["two_rps"], 0.8)           # throughput, shown beside it
         metrics = t["7. /metrics p50 under load, admin port"]
         self.assertTrue(metrics["met"])                                            # 0.7 ms
         self.assertEqual(metrics["measured"], "0.70 ms")

@@ -113,8 +113,13 @@ def render_doc(results: dict) -> str:
     out += _section(t, "two", "Bare actix-web and the worker (everything on, and every layer "
                     "off) with `--workers 2`, servers and wrk on both cores, unpinned: the "
                     "ratios of sections 1 and 2 again, to show whether they are an artefact of "
-                    "pinning one event loop to one core (target 6). FastAPI is not rerun here: "
-                    "uvicorn's workers are processes, whose CPU this bench does not add up.")
+                    "pinning one event loop to one core (target 6). The ratios are of CPU per request "
+                    "(the other server's over loopscope's, so below 1 is loopscope's extra "
+                    "cost), which is what throughput follows on one saturated core; the "
+                    "throughput ratios are beside them: with 2 workers wrk shares the cores and "
+                    "limits every server, bare actix-web included, so they drift towards 1 for "
+                    "a reason that is not the servers. FastAPI is not rerun here: uvicorn's "
+                    "workers are processes, whose CPU this bench does not add up.")
     out += ["## Reproduce", "",
             "`make bench` (about ten minutes) installs wrk (Debian's package, as root), builds "
             "the release binaries, creates `.venv-bench/` from `bench/requirements.txt`, runs "

@@ -12,7 +12,7 @@ def analyse(results: dict) -> dict:
     ov = analysis.overhead(results["overhead"])
     seed_rows = analysis.seeds(results["overhead"], results["modes"])
     c1k = analysis.c1000(results["modes"])
-    two = analysis.two_workers(results.get("two_workers", []), ov, c1k["ratio"])
+    two = analysis.two_workers(results.get("two_workers", []), ov, c1k)
     scrape = analysis.admin_scrape(results["scrape"])
     return {"overhead": ov, "modes": analysis.modes(results["modes"]), "seeds": seed_rows,
             "c1000": c1k, "two_workers": two,
@@ -75,9 +75,11 @@ def tables(a: dict, scrape: list[dict]) -> dict[str, tuple[list[str], list[list[
           fmt(s["idle"]["median_ms"], 2), fmt(s["idle"]["p99_ms"], 2),
           fmt(s["under_load"]["median_ms"], 2), fmt(s["under_load"]["max_ms"], 2),
           fmt(s["under_load"]["load_rps"], 0)] for s in scrape])
-    t["two"] = (["ratio", "one worker, one core", "2 workers, both cores", "change"],
+    t["two"] = (["ratio", "CPU: one worker, one core", "CPU: 2 workers, both cores", "change",
+                 "req/s: one core", "req/s: 2 workers"],
                 [[r["ratio"], fmt(r["one"], 3), fmt(r["two"], 3),
-                  "n/a" if r["change"] is None else f"{r['change']:+.1%}"]
+                  "n/a" if r["change"] is None else f"{r['change']:+.1%}",
+                  fmt(r.get("one_rps"), 3), fmt(r.get("two_rps"), 3)]
                  for r in a["two_workers"]["ratios"]])
     st = ov["stall"]
     alone = next((l for l in ov["layers"] if l["layer"] == "stall"), {})
