@@ -151,6 +151,7 @@ impl BackingOffTransport {
             recorder: client_report_recorder.clone(),
             backoff_secs: 0,
             limits: RateLimiter::new(),
+            bodies: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("loopscope-sentry-send".into())
@@ -191,7 +192,14 @@ struct EnvelopeSender {
     /// Seconds of the backoff in force; 0 while sends succeed.
     backoff_secs: u64,
     limits: RateLimiter,
+    /// The serialized envelopes of a round, end to end: one buffer kept from round to round
+    /// instead of a 2 KiB allocation per envelope (whose large-size requests made glibc
+    /// consolidate the bins the event loop's frees fill, in the profile of a busy worker).
+    bodies: Vec<u8>,
 }
+
+/// A round's buffer larger than this is not kept for the next (a burst of large events).
+const KEPT_BODIES_BYTES: usize = 1 << 20;
 
 impl EnvelopeSender {
     fn run(mut self, tasks: &Receiver<Task>, stop: &AtomicBool) {
@@ -247,6 +255,15 @@ impl EnvelopeSender {
     }
 
     fn send(&mut self, batch: Vec<Envelope>) {
+        let mut bodies = std::mem::take(&mut self.bodies);
+        bodies.clear();
+        self.send_round(batch, &mut bodies);
+        if bodies.capacity() <= KEPT_BODIES_BYTES {
+            self.bodies = bodies;
+        }
+    }
+
+    fn send_round(&mut self, batch: Vec<Envelope>, buf: &mut Vec<u8>) {
         let mut ready = Vec::with_capacity(batch.len());
         for envelope in batch {
             if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
@@ -257,13 +274,14 @@ impl EnvelopeSender {
             let Some(envelope) = self.within_limits(envelope) else {
                 continue;
             };
-            let mut body = Vec::with_capacity(2048);
-            if envelope.to_writer(&mut body).is_err() {
+            let start = buf.len();
+            if envelope.to_writer(&mut *buf).is_err() {
+                buf.truncate(start);
                 self.recorder
                     .record_lost_data(&envelope, LostReason::InternalError);
                 continue;
             }
-            ready.push((envelope, body));
+            ready.push((envelope, start..buf.len()));
         }
         if ready.is_empty() {
             return;
@@ -271,10 +289,10 @@ impl EnvelopeSender {
         // Out of `self` for the round, so replies can update the limits; put back unless
         // the transport falls back.
         let Way::Pipelined(mut pipeline) = std::mem::replace(&mut self.way, Way::OneByOne) else {
-            self.send_one_by_one(ready);
+            self.send_one_by_one(ready.into_iter().map(|(e, body)| (e, buf[body].to_vec())));
             return;
         };
-        let bodies: Vec<&[u8]> = ready.iter().map(|(_, body)| body.as_slice()).collect();
+        let bodies: Vec<&[u8]> = ready.iter().map(|(_, body)| &buf[body.clone()]).collect();
         let sent = bodies.len();
         // Replies read so far; rounds that ended with the server closing after a reply
         // (nginx does after `keepalive_requests`, actix now and then) and answered at most
@@ -320,7 +338,12 @@ impl EnvelopeSender {
         };
         drop(bodies);
         self.fall_back(fall_back_because, error.as_ref());
-        self.send_one_by_one(ready.into_iter().skip(answered));
+        self.send_one_by_one(
+            ready
+                .into_iter()
+                .skip(answered)
+                .map(|(e, body)| (e, buf[body].to_vec())),
+        );
     }
 
     /// Through ureq, in order, until one cannot reach Sentry: the rest are held back with
