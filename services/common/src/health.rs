@@ -109,7 +109,7 @@ where
     F::Output: actix_web::Responder + 'static,
 {
     web::resource(path)
-        .route(web::get().to(handler.clone()))
-        .route(web::head().to(handler))
-        .route(web::method(Method::OPTIONS).to(crate::route::options))
+        .route(crate::route::on(Method::GET).to(handler.clone()))
+        .route(crate::route::on(Method::HEAD).to(handler))
+        .route(crate::route::on(Method::OPTIONS).to(crate::route::options))
 }
