@@ -112,8 +112,8 @@ def render_doc(results: dict) -> str:
                     "saved), and, alone, what they add to the bare route.")
     out += _section(t, "two", "Bare actix-web and the worker (everything on, and every layer "
                     "off) with `--workers 2`, servers and wrk on both cores, unpinned: the "
-                    "ratios of sections 1 and 2 again, to show whether they are an artefact of "
-                    "pinning one event loop to one core (target 6). The ratios are of CPU per request "
+                    "comparisons of sections 1 and 2 again, to show whether they are an artefact "
+                    "of pinning one event loop to one core (target 6). The ratios are of CPU per request "
                     "(the other server's over loopscope's, so below 1 is loopscope's extra "
                     "cost), which is what throughput follows on one saturated core; the "
                     "throughput ratios are beside them: with 2 workers wrk shares the cores and "

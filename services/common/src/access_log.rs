@@ -127,10 +127,7 @@ impl AccessLine<'_> {
 
 /// `s` as a JSON string, when nothing in it needs escaping (checked in debug builds).
 fn plain_str(out: &mut String, s: &str) {
-    debug_assert!(
-        !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'),
-        "{s:?} needs escaping"
-    );
+    debug_assert!(!s.bytes().any(needs_escape), "{s:?} needs escaping");
     out.push('"');
     out.push_str(s);
     out.push('"');

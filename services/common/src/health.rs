@@ -112,4 +112,5 @@ where
         .route(crate::route::on(Method::GET).to(handler.clone()))
         .route(crate::route::on(Method::HEAD).to(handler))
         .route(crate::route::on(Method::OPTIONS).to(crate::route::options))
+        .default_service(web::to(crate::route::method_not_allowed))
 }

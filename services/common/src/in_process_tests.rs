@@ -91,6 +91,19 @@ async fn probes_answer_and_readiness_follows_the_latch() {
     let head = TestRequest::default().method(Method::HEAD).uri("/healthz");
     let res = call_service(&app, head.to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
+
+    // Any other method: a JSON 405 that says what is allowed, as on every route.
+    for probe in ["/healthz", "/readyz"] {
+        let res = call_service(&app, TestRequest::post().uri(probe).to_request()).await;
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{probe}");
+        assert_eq!(
+            res.headers().get(header::ALLOW).unwrap(),
+            "GET, HEAD, OPTIONS",
+            "{probe}"
+        );
+        let body: ErrorBody = read_body_json(res).await;
+        assert_eq!(body.error, "method_not_allowed", "{probe}: {body:?}");
+    }
 }
 
 #[actix_web::test]

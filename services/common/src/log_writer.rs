@@ -11,7 +11,9 @@
 //! Bounded: when stdout is not drained (a full pipe, a stuck log shipper) the buffer fills to
 //! [`PENDING_BYTES`] and further lines are dropped and counted
 //! (`loopscope_log_lines_dropped_total`) instead of the event loop waiting for stdout, which
-//! is the bug loopscope exists to show.
+//! is the bug loopscope exists to show. At most twice that is held: the lines waiting and the
+//! batch being written. Both buffers are reserved whole at start (the kernel backs pages only
+//! as they are written), so an append never reallocates under the lock.
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,15 +32,26 @@ const PENDING_BYTES: usize = 4 << 20;
 const WRITE_BYTES: usize = 4096;
 
 struct Shared {
-    pending: Mutex<Vec<u8>>,
+    pending: Mutex<Pending>,
     dropped: AtomicU64,
     stop: AtomicBool,
 }
 
+struct Pending {
+    lines: Vec<u8>,
+    /// The log thread has written its last batch: a line now would never be written, so it
+    /// is counted as dropped (a pool thread or the watchdog logging during the exit).
+    closed: bool,
+}
+
 impl Shared {
-    fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding it leaves whole lines behind: keep using them.
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count_dropped(&self, lines: u64) {
+        self.dropped.fetch_add(lines, Ordering::Relaxed);
     }
 }
 
@@ -57,12 +70,12 @@ impl LineWriter {
     /// sink: the lock is held for a copy, by the log thread for a swap.
     pub(crate) fn append(&self, line: &[u8]) {
         let mut pending = self.0.pending();
-        if pending.len() + line.len() > PENDING_BYTES {
+        if pending.closed || pending.lines.len() + line.len() > PENDING_BYTES {
             drop(pending);
-            self.0.dropped.fetch_add(1, Ordering::Relaxed);
+            self.0.count_dropped(1);
             return;
         }
-        pending.extend_from_slice(line);
+        pending.lines.extend_from_slice(line);
     }
 }
 
@@ -100,7 +113,10 @@ pub(crate) fn spawn(
     flush_within: Duration,
 ) -> std::io::Result<(LineWriter, Drainer)> {
     let shared = Arc::new(Shared {
-        pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+        pending: Mutex::new(Pending {
+            lines: Vec::with_capacity(PENDING_BYTES),
+            closed: false,
+        }),
         dropped: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
@@ -124,11 +140,17 @@ pub(crate) fn spawn(
 /// The log thread: every `DRAIN_EVERY`, takes what is pending (a swap under the lock) and
 /// writes it, until told to stop; then writes what is left once more.
 fn drain(shared: &Shared, mut sink: impl Write) {
-    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut batch = Vec::with_capacity(PENDING_BYTES);
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
-        std::mem::swap(&mut *shared.pending(), &mut batch);
-        write_lines(&mut sink, &batch);
+        {
+            let mut pending = shared.pending();
+            std::mem::swap(&mut pending.lines, &mut batch);
+            // Under the same lock as the swap: no line slips in between and is lost uncounted.
+            pending.closed = stopping;
+        }
+        let unwritten = write_lines(&mut sink, &batch);
+        shared.count_dropped(unwritten);
         batch.clear();
         if stopping {
             return;
@@ -138,8 +160,9 @@ fn drain(shared: &Shared, mut sink: impl Write) {
 }
 
 /// Writes `lines` in writes of at most `WRITE_BYTES`, each ending at a line end (a longer
-/// line goes alone). A failing sink (stdout closed) loses these lines, not the process.
-fn write_lines(sink: &mut impl Write, mut lines: &[u8]) {
+/// line goes alone). A failing sink (stdout closed) loses the rest of the batch, not the
+/// process: returns how many lines were not written.
+fn write_lines(sink: &mut impl Write, mut lines: &[u8]) -> u64 {
     while !lines.is_empty() {
         let window = &lines[..lines.len().min(WRITE_BYTES)];
         let cut = match window.iter().rposition(|&b| b == b'\n') {
@@ -151,11 +174,12 @@ fn write_lines(sink: &mut impl Write, mut lines: &[u8]) {
                 .map_or(lines.len(), |end| end + 1),
         };
         if sink.write_all(&lines[..cut]).is_err() {
-            return;
+            return lines.iter().filter(|&&b| b == b'\n').count() as u64;
         }
         lines = &lines[cut..];
     }
     let _ = sink.flush();
+    0
 }
 
 impl Drop for Drainer {
@@ -213,7 +237,10 @@ mod tests {
         let (mut writer, drainer) =
             spawn(sink.clone(), Duration::from_secs(5)).expect("the log thread");
         for i in 0..2_000 {
-            writeln!(writer, "line {i} {}", "x".repeat(i % 300)).expect("a write");
+            // One write per line, as tracing's layer and the access log write them
+            // (`writeln!` would write each formatted piece on its own).
+            let line = format!("line {i} {}\n", "x".repeat(i % 300));
+            writer.write_all(line.as_bytes()).expect("a write");
         }
         drop(drainer);
         let writes = sink.0.lock().expect("the recorder").clone();
@@ -271,6 +298,36 @@ mod tests {
             assert!(Instant::now() < deadline, "the line never reached the sink");
             thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// A sink that refuses every write: stdout closed.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_a_closed_sink_refuses_and_lines_after_the_exit_are_counted() {
+        let (mut writer, drainer) = spawn(Closed, Duration::from_secs(5)).expect("the log thread");
+        for i in 0..100 {
+            writer
+                .write_all(format!("line {i}\n").as_bytes())
+                .expect("a write");
+        }
+        drop(drainer);
+        assert_eq!(writer.dropped_lines(), 100, "every refused line is counted");
+        writer.write_all(b"after the exit\n").expect("a write");
+        assert_eq!(
+            writer.dropped_lines(),
+            101,
+            "a line after the last drain too"
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub(crate) fn init(format: LogFormat) -> LogWriterGuard {
     let (writer, drainer) = match crate::log_writer::spawn(std::io::stdout(), FLUSH_AT_EXIT) {
         Ok(spawned) => spawned,
         Err(e) => {
-            eprintln!("loopscope: cannot start the log thread ({e}); logging to stderr only");
+            eprintln!("loopscope: cannot start the log thread ({e}); no logs will be written");
             return LogWriterGuard { _drainer: None };
         }
     };

@@ -24,7 +24,7 @@ use crate::request_id::RequestId;
 use crate::route_pattern::{RoutePatterns, UNMATCHED};
 use crate::stall::{ConnSocket, PollTimed, RequestContext, StallDetector};
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
     static REQUEST_ID: RequestId;

@@ -33,8 +33,9 @@ where
 
 /// A route for one method. Not `web::get()` and its kin: their guard records each method it
 /// is asked about in the request's extensions, for a 405 `Allow` that actix would build (a
-/// `Vec` and a boxed extension: three allocations on every request). Our 405 and OPTIONS
-/// write `Allow` themselves.
+/// `Vec` and a boxed extension: three allocations on every request). Our routes and probes
+/// answer other methods with [`method_not_allowed`] and OPTIONS with [`options`], both of
+/// which write `Allow` themselves.
 pub(crate) fn on(method: Method) -> actix_web::Route {
     web::route().guard(guard::fn_guard(move |ctx| ctx.head().method == method))
 }
@@ -49,7 +50,7 @@ pub(crate) async fn options() -> actix_web::HttpResponse {
         .finish()
 }
 
-async fn method_not_allowed(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+pub(crate) async fn method_not_allowed(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     let mut res = json_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

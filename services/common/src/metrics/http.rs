@@ -26,7 +26,7 @@ use futures_util::future::LocalBoxFuture;
 use super::Registry;
 use super::family::{Buckets, Counter, CounterVec, Histogram, HistogramVec};
 use super::names::{HTTP_REQUESTS, HTTP_REQUESTS_DURATION, LATENCY_BUCKETS};
-use crate::route_pattern::RoutePatterns;
+use crate::route_pattern::{RoutePatterns, UNMATCHED};
 
 /// Methods that keep their own label value; the rest are `other`.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
@@ -99,10 +99,10 @@ impl HttpMetrics {
     pub fn observe_unrouted(&self, method: &'static str, status: StatusCode, seconds: f64) {
         let code = status_label(status);
         self.requests
-            .with_label_values(&["UNMATCHED", method, code.as_str()])
+            .with_label_values(&[UNMATCHED, method, code.as_str()])
             .inc();
         self.duration
-            .with_label_values(&["UNMATCHED", method, status_class(status)])
+            .with_label_values(&[UNMATCHED, method, status_class(status)])
             .observe(seconds);
     }
 }

@@ -32,7 +32,9 @@ pub(crate) fn random<T>() -> T
 where
     StandardUniform: Distribution<T>,
 {
-    RNG.with_borrow_mut(|rng| rng.random())
+    // A thread being torn down has no generator left: the thread's own, then.
+    RNG.try_with(|rng| rng.borrow_mut().random())
+        .unwrap_or_else(|_| rand::random())
 }
 
 pub(crate) struct RequestTrace {

@@ -51,7 +51,7 @@ pub(crate) const FILTERED: &str = "[Filtered]";
 /// The route pattern of a routed request (`/work/block`), or `UNMATCHED`.
 pub(crate) fn route(req: &HttpRequest) -> String {
     req.match_pattern()
-        .unwrap_or_else(|| "UNMATCHED".to_owned())
+        .unwrap_or_else(|| crate::route_pattern::UNMATCHED.to_owned())
 }
 
 /// The worker's job kind: a `{kind}` path parameter or the last segment of a `/work/` route.

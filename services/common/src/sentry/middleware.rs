@@ -25,7 +25,6 @@ use super::event::{RequestSnapshot, kind, request_context, route, stack_at};
 use crate::error::{NotReported, Raised};
 
 static SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Paths that are never traced: probes and the scrape hit every few seconds.
 const UNTRACED: &[&str] = &["/healthz", "/readyz", "/metrics"];
@@ -104,7 +103,7 @@ where
 
 fn request_id<B>(res: &ServiceResponse<B>) -> Option<String> {
     res.headers()
-        .get(&X_REQUEST_ID)
+        .get(&crate::request_tracking::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }

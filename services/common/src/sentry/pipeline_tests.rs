@@ -72,6 +72,13 @@ fn receiver(close_after_one: bool) -> Receiver {
 }
 
 fn receiver_closing_after(close_after: usize) -> Receiver {
+    receiver_closing(move |_, answered| close_after > 0 && answered == close_after)
+}
+
+/// A receiver that closes a connection after the reply for which `close(connection number,
+/// requests answered on it)` is true.
+fn receiver_closing(close: impl Fn(usize, usize) -> bool + Send + Sync + 'static) -> Receiver {
+    let close = std::sync::Arc::new(close);
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -82,8 +89,8 @@ fn receiver_closing_after(close_after: usize) -> Receiver {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let mut stream = stream.unwrap();
-            c.fetch_add(1, Ordering::SeqCst);
-            let (r, u) = (r.clone(), u.clone());
+            let connection = c.fetch_add(1, Ordering::SeqCst);
+            let (r, u, close) = (r.clone(), u.clone(), close.clone());
             std::thread::spawn(move || {
                 let mut answered = 0;
                 let mut buf = Vec::new();
@@ -118,7 +125,7 @@ fn receiver_closing_after(close_after: usize) -> Receiver {
                         u.fetch_add(1, Ordering::SeqCst);
                     }
                     answered += 1;
-                    let closing = close_after > 0 && answered == close_after;
+                    let closing = close(connection, answered);
                     let close = if closing { "connection: close\r\n" } else { "" };
                     let reply = format!(
                         "HTTP/1.1 200 OK\r\n{close}content-length: 9\r\n\r\n{{\"id\":1}}\n"
@@ -342,6 +349,41 @@ fn a_server_that_closes_now_and_then_keeps_the_pipeline_and_gets_everything() {
     assert!(
         rx.connections.load(Ordering::SeqCst) >= 4,
         "a new connection after each close"
+    );
+}
+
+#[test]
+fn a_server_that_kept_connections_alive_and_then_closes_after_every_reply_keeps_the_pipeline() {
+    use sentry::Transport;
+    use std::sync::atomic::Ordering;
+    // The first connection answers a whole round and closes after its 5th reply; every later
+    // one closes after each reply (an overloaded server).
+    let rx = receiver_closing(|connection, answered| {
+        if connection == 0 {
+            answered == 5
+        } else {
+            answered == 1
+        }
+    });
+    let timeout = Duration::from_secs(5);
+    let transport = transport_to(rx.port, timeout);
+    let send = |n| {
+        for _ in 0..n {
+            transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
+        }
+        assert!(transport.flush(timeout), "flushed within the timeout");
+    };
+    send(5);
+    send(10);
+    assert_eq!(rx.requests.load(Ordering::SeqCst), 15);
+    assert_eq!(
+        rx.by_ureq.load(Ordering::SeqCst),
+        0,
+        "a server that kept a connection alive once is not sent to ureq"
+    );
+    assert!(
+        rx.connections.load(Ordering::SeqCst) >= 11,
+        "one reply per connection"
     );
 }
 

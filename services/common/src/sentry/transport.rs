@@ -312,10 +312,14 @@ impl EnvelopeSender {
                     return;
                 }
                 // Closed after a reply: the rest go again on a new connection, unless the
-                // server keeps no connection alive at all (one reply per connection, twice).
+                // server keeps no connection alive at all (one reply per connection, twice,
+                // from a server that never answered a whole round on one connection). One
+                // that did keeps the pipeline: an overloaded server (a busy actix closes
+                // after a reply now and then) is not a server without keep-alive, and ureq
+                // would send every later envelope on a connection of its own.
                 None => {
                     short_rounds = if got <= 1 { short_rounds + 1 } else { 0 };
-                    if short_rounds >= 2 {
+                    if short_rounds >= 2 && (!pipeline.proven || got == 0) {
                         break ("sentry closes the connection after every reply", None);
                     }
                 }
