@@ -157,6 +157,14 @@ fn transport_to(port: u16, timeout: Duration) -> crate::sentry::transport::Backi
     )
 }
 
+/// Hands `n` error events to `transport` and waits until it has sent them.
+fn send_events(transport: &impl sentry::Transport, n: usize, timeout: Duration) {
+    for _ in 0..n {
+        transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
+    }
+    assert!(transport.flush(timeout), "flushed within the timeout");
+}
+
 fn dsn(port: u16) -> sentry::types::Dsn {
     format!("http://public@127.0.0.1:{port}/1").parse().unwrap()
 }
@@ -243,15 +251,11 @@ fn a_server_that_never_answers_ends_the_round_at_the_timeout() {
 
 #[test]
 fn the_transport_resends_one_by_one_to_a_server_that_closes_and_loses_nothing() {
-    use sentry::Transport;
     use std::sync::atomic::Ordering;
     let rx = receiver(true);
     let timeout = Duration::from_secs(5);
     let transport = transport_to(rx.port, timeout);
-    for _ in 0..5 {
-        transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
-    }
-    assert!(transport.flush(timeout), "flushed within the timeout");
+    send_events(&transport, 5, timeout);
     assert_eq!(rx.requests.load(Ordering::SeqCst), 5);
     // Negative control of the test below: this server does send ureq's requests here.
     assert!(rx.by_ureq.load(Ordering::SeqCst) >= 3, "fell back to ureq");
@@ -331,15 +335,11 @@ fn https_rounds_verify_the_server_and_are_pipelined_too() {
 
 #[test]
 fn a_server_that_closes_now_and_then_keeps_the_pipeline_and_gets_everything() {
-    use sentry::Transport;
     use std::sync::atomic::Ordering;
     let rx = receiver_closing_after(3);
     let timeout = Duration::from_secs(5);
     let transport = transport_to(rx.port, timeout);
-    for _ in 0..10 {
-        transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
-    }
-    assert!(transport.flush(timeout), "flushed within the timeout");
+    send_events(&transport, 10, timeout);
     assert_eq!(rx.requests.load(Ordering::SeqCst), 10);
     assert_eq!(
         rx.by_ureq.load(Ordering::SeqCst),
@@ -354,7 +354,6 @@ fn a_server_that_closes_now_and_then_keeps_the_pipeline_and_gets_everything() {
 
 #[test]
 fn a_server_that_kept_connections_alive_and_then_closes_after_every_reply_keeps_the_pipeline() {
-    use sentry::Transport;
     use std::sync::atomic::Ordering;
     // The first connection answers a whole round and closes after its 5th reply; every later
     // one closes after each reply (an overloaded server).
@@ -367,14 +366,8 @@ fn a_server_that_kept_connections_alive_and_then_closes_after_every_reply_keeps_
     });
     let timeout = Duration::from_secs(5);
     let transport = transport_to(rx.port, timeout);
-    let send = |n| {
-        for _ in 0..n {
-            transport.send_envelope(sentry::Envelope::from(sentry::protocol::Event::default()));
-        }
-        assert!(transport.flush(timeout), "flushed within the timeout");
-    };
-    send(5);
-    send(10);
+    send_events(&transport, 5, timeout);
+    send_events(&transport, 10, timeout);
     assert_eq!(rx.requests.load(Ordering::SeqCst), 15);
     assert_eq!(
         rx.by_ureq.load(Ordering::SeqCst),
