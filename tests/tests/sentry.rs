@@ -863,6 +863,82 @@ fn probes_are_not_traced_and_the_startup_log_says_where_sentry_goes() {
     log_line(&off, "sentry off");
 }
 
+/// Our own transactions (not the SDK's: see `common::sentry::transaction`) say what the
+/// SDK's said, read back here as Spotlight received them.
+#[test]
+fn a_sampled_transaction_carries_what_a_triager_reads() {
+    let _machine = loopscope_tests::machine::shared();
+    let spotlight = Spotlight::start();
+    let svc = worker(&spotlight, &[]);
+    let get = |path: &str, request_id: &str| {
+        get_reply(
+            &svc.url(path),
+            Duration::from_secs(30),
+            &[("x-request-id", request_id)],
+        )
+        .status
+    };
+    assert_eq!(get("/work/io?ms=1", "tx-fields-ok"), 200);
+    // A rejected parameter: its secret value must not leave the process either.
+    assert_eq!(get("/work/io?ms=1&token=hunter2", "tx-fields-400"), 400);
+    let transaction_of = |request_id: &str| {
+        spotlight.wait_for(&format!("transaction {request_id}"), EVENT_WAIT, |i| {
+            is_transaction(i) && tag(i, "request_id") == Some(request_id)
+        })
+    };
+
+    let tx = transaction_of("tx-fields-ok");
+    let s = spotlight::summary(&tx);
+    assert_eq!(tx["transaction"], "GET /work/io", "{s}");
+    assert_eq!(tx["transaction_info"]["source"], "route", "{s}");
+    assert_worker_tags(&tx);
+    assert_release(&tx);
+    assert_eq!(tx["environment"], "local", "{s}");
+    for (key, value) in [("route", "/work/io"), ("status", "200"), ("kind", "io")] {
+        assert_eq!(tag(&tx, key), Some(value), "{key}: {s}");
+    }
+    assert!(tag(&tx, "worker").is_some_and(|w| !w.is_empty()), "{s}");
+    assert_eq!(tx["request"]["method"], "GET", "{s}");
+    let url = request_url(&tx).unwrap_or_default();
+    assert!(
+        url.starts_with("http://") && url.ends_with("/work/io?ms=1"),
+        "{url}"
+    );
+    assert_eq!(tx["request"]["query_string"], "ms=1", "{s}");
+    let trace = &tx["contexts"]["trace"];
+    assert_eq!(trace["op"], "http.server", "{s}");
+    assert_eq!(trace["status"], "ok", "{s}");
+    assert_eq!(trace["trace_id"].as_str().map(str::len), Some(32), "{s}");
+    let work = span(&tx, "work").unwrap_or_else(|| panic!("no work span: {s}"));
+    assert_eq!(work["description"], "io", "{s}");
+    assert_eq!(work["parent_span_id"], trace["span_id"], "{s}");
+    assert_eq!(work["trace_id"], trace["trace_id"], "{s}");
+    // Spotlight hands both back as seconds (the end is sent in RFC 3339, as the SDK does).
+    let (start, end) = (tx["start_timestamp"].as_f64(), tx["timestamp"].as_f64());
+    assert!(
+        start
+            .zip(end)
+            .is_some_and(|(a, b)| a > 1.7e9 && b >= a && b - a < 30.0),
+        "{start:?} .. {end:?}: {s}"
+    );
+
+    let rejected = transaction_of("tx-fields-400");
+    let s = spotlight::summary(&rejected);
+    assert_eq!(tag(&rejected, "status"), Some("400"), "{s}");
+    assert_eq!(
+        rejected["contexts"]["trace"]["status"], "invalid_argument",
+        "{s}"
+    );
+    assert_eq!(
+        rejected["request"]["query_string"], "ms=1&token=[Filtered]",
+        "{s}"
+    );
+    assert!(
+        !rejected.to_string().contains("hunter2"),
+        "a secret left the process: {s}"
+    );
+}
+
 fn url_contains(item: &Value, part: &str) -> bool {
     request_url(item).is_some_and(|u| u.contains(part))
 }

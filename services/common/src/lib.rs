@@ -45,7 +45,7 @@ pub use metrics::Telemetry;
 pub use params::Params;
 pub use route::get_route;
 pub use run::{Background, run, run_with_background};
-pub use sentry::child_span;
+pub use sentry::{Span as TraceSpan, child_span};
 pub use stall::current_worker_label;
 
 /// Who a process is: the `service` and `handling` labels on every metric and Sentry event.

@@ -11,7 +11,8 @@ use rand::distr::{Distribution, StandardUniform};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use sentry::protocol::{SpanId, TraceId};
-use sentry::{TransactionContext, TransactionOrSpan};
+
+use super::transaction::{Recording, Span};
 
 tokio::task_local! {
     static CURRENT: Rc<RequestTrace>;
@@ -45,7 +46,8 @@ pub(crate) struct RequestTrace {
     /// This service's span of the request: the transaction's when sampled, a fresh id if not.
     pub(crate) span_id: SpanId,
     pub(crate) parent_span_id: Option<SpanId>,
-    pub(crate) transaction: Option<sentry::Transaction>,
+    /// The transaction, when sampled.
+    pub(crate) transaction: Option<Recording>,
     /// Set by the route wrapper after routing (an actix request is a reference count).
     pub(crate) request: RefCell<Option<HttpRequest>>,
 }
@@ -57,20 +59,8 @@ impl RequestTrace {
         let raw = incoming.map_or_else(random::<u128>, |t| t.raw);
         let trace_id = incoming.map_or_else(|| TraceId::from(raw.to_be_bytes()), |t| t.trace_id);
         let parent_span_id = incoming.map(|t| t.span_id);
-        let transaction = sampled.then(|| {
-            let mut ctx = TransactionContext::new_with_details(
-                "http.server",
-                "http.server",
-                trace_id,
-                Some(new_span_id()),
-                parent_span_id,
-            );
-            ctx.set_sampled(true);
-            sentry::start_transaction(ctx)
-        });
-        let span_id = transaction
-            .as_ref()
-            .map_or_else(new_span_id, |t| t.get_trace_context().span_id);
+        let span_id = new_span_id();
+        let transaction = sampled.then(|| Recording::start(trace_id, span_id));
         Self {
             trace_id,
             trace_hex: hex(raw),
@@ -95,7 +85,7 @@ impl RequestTrace {
             trace_id: self.trace_id,
             span_id: self.span_id,
             sampled: self.sampled(),
-            parent: self.transaction.clone().map(TransactionOrSpan::from),
+            parent: self.transaction.clone(),
             request_id: crate::request_tracking::current_request_id(),
         }
     }
@@ -136,12 +126,12 @@ impl IncomingTrace {
     }
 }
 
-fn new_span_id() -> SpanId {
+pub(crate) fn new_span_id() -> SpanId {
     SpanId::from(random::<u64>().to_be_bytes())
 }
 
 /// `id` as 32 lowercase hex digits, big-endian like `TraceId`'s own display.
-fn hex(id: u128) -> [u8; 32] {
+pub(crate) fn hex(id: u128) -> [u8; 32] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0; 32];
     for (i, digit) in out.iter_mut().enumerate() {
@@ -180,8 +170,8 @@ pub(crate) struct Propagation {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
-    /// The transaction (or span) children attach to; `None` when not sampled.
-    pub parent: Option<TransactionOrSpan>,
+    /// The transaction children attach to; `None` when not sampled.
+    pub parent: Option<Recording>,
     pub request_id: Option<String>,
 }
 
@@ -205,20 +195,20 @@ impl Propagation {
     }
 
     /// A child span of the request's transaction, when it is sampled.
-    pub(crate) fn child(&self, op: &str, description: &str) -> Option<sentry::Span> {
+    pub(crate) fn child(&self, op: &'static str, description: &str) -> Option<Span> {
         self.parent
             .as_ref()
-            .map(|parent| parent.start_child(op, description))
+            .map(|parent| parent.child(op, description.to_owned()))
     }
 }
 
 /// A child span of the current request's transaction; `None` (and no cost) when unsampled.
 /// Finish it with `Span::finish`; one dropped unfinished is not sent.
-pub fn child_span(op: &str, description: &str) -> Option<sentry::Span> {
+pub fn child_span(op: &'static str, description: &str) -> Option<Span> {
     with_current(|t| {
         t.transaction
             .as_ref()
-            .map(|tx| tx.start_child(op, description))
+            .map(|tx| tx.child(op, description.to_owned()))
     })
     .flatten()
 }

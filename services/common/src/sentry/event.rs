@@ -13,6 +13,7 @@ use sentry::protocol::{
 };
 
 use super::context::RequestTrace;
+use super::transaction::RequestLine;
 use crate::recent::Recent;
 
 /// Query parameters whose value never leaves the process: a key containing any of these.
@@ -83,6 +84,25 @@ pub(crate) fn redact_query(query: &str) -> String {
 /// The request as Sentry shows it: URL (query redacted), method, and, for error events, the
 /// headers in [`KEPT_HEADERS`].
 pub(crate) fn request_context(req: &HttpRequest, with_headers: bool) -> Request {
+    let line = request_line(req);
+    let headers: Map<String, String> = req
+        .headers()
+        .iter()
+        .filter(|_| with_headers)
+        .filter(|(name, _)| KEPT_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .collect();
+    Request {
+        url: parse_url(&line.url),
+        method: Some(line.method),
+        query_string: line.query_string,
+        headers,
+        ..Default::default()
+    }
+}
+
+/// The URL (query redacted) and method of `req`, as a transaction and an event show them.
+pub(crate) fn request_line(req: &HttpRequest) -> RequestLine {
     // Not `connection_info()`: it borrows the request's extensions, and this also runs in
     // the panic hook, where a handler may have panicked holding them (a double panic aborts).
     let scheme = if req.app_config().secure() {
@@ -101,25 +121,17 @@ pub(crate) fn request_context(req: &HttpRequest, with_headers: bool) -> Request 
     } else {
         format!("{scheme}://{host}{}?{query}", req.path())
     };
-    let headers: Map<String, String> = req
-        .headers()
-        .iter()
-        .filter(|_| with_headers)
-        .filter(|(name, _)| KEPT_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
-        .collect();
-    Request {
-        url: parse_url(&url),
-        method: Some(req.method().to_string()),
+    RequestLine {
+        url,
+        method: req.method().to_string(),
         query_string: (!query.is_empty()).then_some(query),
-        headers,
-        ..Default::default()
     }
 }
 
 thread_local! {
-    /// The last URLs parsed on this thread: the sampled transactions of a repeated request
-    /// (host, path and query alike) share one parse, ~7 k instructions with `url`.
+    /// The last URLs parsed on this thread: the error events of a repeated request (host,
+    /// path and query alike, as in an error storm) share one parse, ~7 k instructions with
+    /// `url`. (Transactions carry the URL as text: see `transaction_json`.)
     static PARSED: RefCell<Recent<Option<Url>>> = const { RefCell::new(Recent::new(8, 256)) };
 }
 

@@ -1,11 +1,12 @@
 //! The Sentry client: set up in the synchronous `main`, before any runtime, with rustls and a
 //! transport whose HTTP client times out (a Sentry host that accepts and never answers would
 //! otherwise hang every flush), our in-app rules, and our panic hook instead of sentry-panic.
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sentry::{ClientInitGuard, ClientOptions};
 
+use super::transaction::Constant;
 use crate::ServiceInfo;
 use crate::config::SentryArgs;
 
@@ -51,6 +52,7 @@ impl Reporting {
     /// Flushes queued events and stops, waiting at most the Sentry timeout in all: the
     /// transport's own shutdown can take a request timeout plus a flush timeout.
     pub(crate) fn close(self) {
+        super::transaction::uninstall();
         let Self { guard, timeout } = self;
         let (done, closed) = std::sync::mpsc::channel();
         let closing = std::thread::Builder::new()
@@ -76,12 +78,17 @@ pub(crate) fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting
     };
     let timeout = Duration::from_millis(args.sentry_timeout_ms);
     let agent = super::transport::agent(timeout);
-    let factory = move |options: &ClientOptions| -> Arc<dyn sentry::Transport> {
-        Arc::new(super::transport::BackingOffTransport::new(
-            options,
-            agent.clone(),
-            timeout,
-        ))
+    // The transport's queue, for our transactions (`super::transaction`): they skip the
+    // client, so they reach the transport this way.
+    let transactions = Arc::new(OnceLock::new());
+    let factory = {
+        let transactions = transactions.clone();
+        move |options: &ClientOptions| -> Arc<dyn sentry::Transport> {
+            let transport =
+                super::transport::BackingOffTransport::new(options, agent.clone(), timeout);
+            let _ = transactions.set(transport.transaction_queue());
+            Arc::new(transport)
+        }
     };
     let release = args
         .sentry_release
@@ -99,12 +106,19 @@ pub(crate) fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting
     options.in_app_exclude = NOT_IN_APP.to_vec();
     options.before_send = Some(Arc::new(super::breadcrumbs::keep_own));
     let guard = sentry::init(options);
+    let mut tags = vec![("service", service.name)];
+    if let Some(handling) = service.handling {
+        tags.push(("handling", handling));
+    }
     sentry::configure_scope(|scope| {
-        scope.set_tag("service", service.name);
-        if let Some(handling) = service.handling {
-            scope.set_tag("handling", handling);
+        for (key, value) in &tags {
+            scope.set_tag(key, value);
         }
     });
+    if let (Some(queue), Some(client)) = (transactions.get(), sentry::Hub::current().client()) {
+        let constant = Constant::of(&client, &tags, args.sentry_traces_sample_rate);
+        super::transaction::install(queue.clone(), constant);
+    }
     super::panic::install();
     super::breadcrumbs::enable();
     tracing::info!(

@@ -21,7 +21,8 @@ use futures_util::future::Either;
 use sentry::protocol::{Event, Exception, Level, Mechanism, SpanStatus};
 
 use super::context::{self, IncomingTrace, RequestTrace};
-use super::event::{RequestSnapshot, kind, request_context, route, stack_at};
+use super::event::{RequestSnapshot, kind, request_line, route, stack_at};
+use super::transaction::Ending;
 use crate::error::{NotReported, Raised};
 
 static SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
@@ -150,33 +151,45 @@ fn capture_error<B>(res: &ServiceResponse<B>, trace: &RequestTrace) {
 }
 
 /// Ends the request's transaction, when sampled, with its route name and outcome: the tags
-/// and request of an error event but no headers, built straight onto the transaction (a
-/// sampled transaction is 1 request in 10 by default, and each one's cost counts).
+/// and request of an error event but no headers (a sampled transaction is 1 request in 10 by
+/// default, and each one's cost counts).
 fn finish<B>(trace: &RequestTrace, res: Option<&ServiceResponse<B>>) {
-    let Some(transaction) = trace.transaction.clone() else {
+    let Some(transaction) = &trace.transaction else {
         return;
     };
-    match res {
+    let ending = match res {
         Some(res) => {
             let status = res.status();
             let req = res.request();
             let route = route(req);
-            transaction.set_name(&format!("{} {route}", req.method()));
+            let mut tags = Vec::with_capacity(5);
             if let Some(kind) = kind(req, &route) {
-                transaction.set_tag("kind", kind);
+                tags.push(("kind", kind));
             }
             if let Some(id) = request_id(res) {
-                transaction.set_tag("request_id", id);
+                tags.push(("request_id", id));
             }
-            transaction.set_tag("worker", crate::stall::current_worker_label());
-            transaction.set_tag("status", status.as_str());
-            transaction.set_tag("route", route);
-            transaction.set_request(request_context(req, false));
-            transaction.set_status(span_status(status));
+            let name = format!("{} {route}", req.method());
+            tags.push(("route", route));
+            tags.push(("status", status.as_str().to_owned()));
+            tags.push(("worker", crate::stall::current_worker_label()));
+            Ending {
+                parent_span_id: trace.parent_span_id,
+                name,
+                status: span_status(status),
+                tags,
+                request: Some(request_line(req)),
+            }
         }
-        None => transaction.set_status(SpanStatus::InternalError),
-    }
-    transaction.finish();
+        None => Ending {
+            parent_span_id: trace.parent_span_id,
+            name: String::new(),
+            status: SpanStatus::InternalError,
+            tags: Vec::new(),
+            request: None,
+        },
+    };
+    transaction.finish(ending);
 }
 
 fn span_status(status: StatusCode) -> SpanStatus {

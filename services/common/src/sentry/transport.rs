@@ -27,6 +27,7 @@ use sentry::transports::{RateLimiter, RateLimitingCategory};
 use sentry::{ClientOptions, Envelope, Transport, TransportOptions};
 
 use super::pipeline::{Endpoint, Pipeline, Reply, RoundError};
+use super::transaction::Finished;
 
 /// The first backoff after a failed send, and the longest.
 const FIRST_BACKOFF_SECS: u64 = 1;
@@ -42,7 +43,46 @@ const DEFAULT_CAPACITY: usize = 1024;
 
 enum Task {
     Send(Box<Envelope>),
+    /// One of our transactions ([`super::transaction`]), written out by the sender.
+    Transaction(Box<Finished>),
     Flush(SyncSender<()>),
+}
+
+/// What the sender sends: an SDK envelope (events) or one of our transactions.
+enum Queued {
+    Envelope(Box<Envelope>),
+    Transaction(Box<Finished>),
+}
+
+impl Queued {
+    fn record_lost(&self, recorder: &ClientReportRecorder, reason: LostReason) {
+        match self {
+            Self::Envelope(envelope) => recorder.record_lost_data(&**envelope, reason),
+            Self::Transaction(t) => recorder.record_lost_data(&t.as_lost(), reason),
+        }
+    }
+}
+
+/// The transport's queue, for our transactions: they skip the SDK's client.
+#[derive(Clone)]
+pub(crate) struct TransactionQueue {
+    queue: SyncSender<Task>,
+    recorder: ClientReportRecorder,
+}
+
+impl TransactionQueue {
+    /// Never blocks: a full queue drops the transaction (recorded as lost).
+    pub(crate) fn send(&self, transaction: Box<Finished>) {
+        if let Err(e) = self.queue.try_send(Task::Transaction(transaction)) {
+            let (task, reason) = match e {
+                TrySendError::Full(t) => (t, LostReason::QueueOverflow),
+                TrySendError::Disconnected(t) => (t, LostReason::InternalError),
+            };
+            if let Task::Transaction(t) = task {
+                self.recorder.record_lost_data(&t.as_lost(), reason);
+            }
+        }
+    }
 }
 
 pub(crate) struct BackingOffTransport {
@@ -118,6 +158,14 @@ pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
 }
 
 impl BackingOffTransport {
+    /// The queue our transactions take to this transport's sender.
+    pub(crate) fn transaction_queue(&self) -> TransactionQueue {
+        TransactionQueue {
+            queue: self.queue.clone(),
+            recorder: self.recorder.clone(),
+        }
+    }
+
     pub(crate) fn new(options: &ClientOptions, agent: ureq::Agent, timeout: Duration) -> Self {
         let TransportOptions {
             dsn,
@@ -152,6 +200,7 @@ impl BackingOffTransport {
             backoff_secs: 0,
             limits: RateLimiter::new(),
             bodies: Vec::new(),
+            item: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("loopscope-sentry-send".into())
@@ -196,6 +245,8 @@ struct EnvelopeSender {
     /// instead of a 2 KiB allocation per envelope (whose large-size requests made glibc
     /// consolidate the bins the event loop's frees fill, in the profile of a busy worker).
     bodies: Vec<u8>,
+    /// One transaction's item, written before its header (which states its length).
+    item: Vec<u8>,
 }
 
 /// A round's buffer larger than this is not kept for the next (a burst of large events).
@@ -209,7 +260,8 @@ impl EnvelopeSender {
             let mut gone = false;
             while batch.len() < MAX_BATCH {
                 match tasks.try_recv() {
-                    Ok(Task::Send(envelope)) => batch.push(*envelope),
+                    Ok(Task::Send(envelope)) => batch.push(Queued::Envelope(envelope)),
+                    Ok(Task::Transaction(t)) => batch.push(Queued::Transaction(t)),
                     Ok(Task::Flush(done)) => flushes.push(done),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
@@ -236,25 +288,37 @@ impl EnvelopeSender {
         }
     }
 
-    /// The envelope without the items a rate limit holds back (recorded as lost).
-    fn within_limits(&self, envelope: Envelope) -> Option<Envelope> {
+    /// What of `queued` a rate limit lets through (the rest recorded as lost).
+    fn within_limits(&self, queued: Queued) -> Option<Queued> {
         let (limits, recorder) = (&self.limits, &self.recorder);
-        envelope.filter(EnvelopeFilterCallbacks::new(
-            |item: &EnvelopeItem| {
-                limits.is_enabled(match item {
-                    EnvelopeItem::Event(_) => RateLimitingCategory::Error,
-                    EnvelopeItem::Transaction(_) => RateLimitingCategory::Transaction,
-                    EnvelopeItem::Attachment(_) => RateLimitingCategory::Attachment,
-                    _ => RateLimitingCategory::Any,
-                })
-            },
-            |item: EnvelopeItem| {
-                recorder.record_lost_data(&item, LostReason::RatelimitBackoff);
-            },
-        ))
+        match queued {
+            Queued::Envelope(envelope) => (*envelope)
+                .filter(EnvelopeFilterCallbacks::new(
+                    |item: &EnvelopeItem| {
+                        limits.is_enabled(match item {
+                            EnvelopeItem::Event(_) => RateLimitingCategory::Error,
+                            EnvelopeItem::Transaction(_) => RateLimitingCategory::Transaction,
+                            EnvelopeItem::Attachment(_) => RateLimitingCategory::Attachment,
+                            _ => RateLimitingCategory::Any,
+                        })
+                    },
+                    |item: EnvelopeItem| {
+                        recorder.record_lost_data(&item, LostReason::RatelimitBackoff);
+                    },
+                ))
+                .map(|e| Queued::Envelope(Box::new(e))),
+            Queued::Transaction(t) => {
+                if limits.is_enabled(RateLimitingCategory::Transaction) {
+                    Some(Queued::Transaction(t))
+                } else {
+                    recorder.record_lost_data(&t.as_lost(), LostReason::RatelimitBackoff);
+                    None
+                }
+            }
+        }
     }
 
-    fn send(&mut self, batch: Vec<Envelope>) {
+    fn send(&mut self, batch: Vec<Queued>) {
         let mut bodies = std::mem::take(&mut self.bodies);
         bodies.clear();
         self.send_round(batch, &mut bodies);
@@ -263,25 +327,30 @@ impl EnvelopeSender {
         }
     }
 
-    fn send_round(&mut self, batch: Vec<Envelope>, buf: &mut Vec<u8>) {
+    fn send_round(&mut self, batch: Vec<Queued>, buf: &mut Vec<u8>) {
         let mut ready = Vec::with_capacity(batch.len());
-        for envelope in batch {
+        for queued in batch {
             if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
-                self.recorder
-                    .record_lost_data(&envelope, LostReason::RatelimitBackoff);
+                queued.record_lost(&self.recorder, LostReason::RatelimitBackoff);
                 continue;
             }
-            let Some(envelope) = self.within_limits(envelope) else {
+            let Some(queued) = self.within_limits(queued) else {
                 continue;
             };
             let start = buf.len();
-            if envelope.to_writer(&mut *buf).is_err() {
+            let written = match &queued {
+                Queued::Envelope(envelope) => envelope.to_writer(&mut *buf).is_ok(),
+                Queued::Transaction(t) => {
+                    super::transaction_json::write_envelope(t, &mut self.item, buf);
+                    true
+                }
+            };
+            if !written {
                 buf.truncate(start);
-                self.recorder
-                    .record_lost_data(&envelope, LostReason::InternalError);
+                queued.record_lost(&self.recorder, LostReason::InternalError);
                 continue;
             }
-            ready.push((envelope, start..buf.len()));
+            ready.push((queued, start..buf.len()));
         }
         if ready.is_empty() {
             return;
@@ -330,9 +399,8 @@ impl EnvelopeSender {
                     break ("the first pipelined round failed", Some(e));
                 }
                 Some(error) => {
-                    for (envelope, _) in &ready[answered..] {
-                        self.recorder
-                            .record_lost_data(envelope, LostReason::NetworkError);
+                    for (queued, _) in &ready[answered..] {
+                        queued.record_lost(&self.recorder, LostReason::NetworkError);
                     }
                     self.unreachable(&error);
                     self.way = Way::Pipelined(pipeline);
@@ -352,13 +420,12 @@ impl EnvelopeSender {
 
     /// Through ureq, in order, until one cannot reach Sentry: the rest are held back with
     /// the backoff that failure starts, not tried one by one.
-    fn send_one_by_one(&mut self, envelopes: impl IntoIterator<Item = (Envelope, Vec<u8>)>) {
-        for (envelope, body) in envelopes {
+    fn send_one_by_one(&mut self, envelopes: impl IntoIterator<Item = (Queued, Vec<u8>)>) {
+        for (queued, body) in envelopes {
             if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
-                self.recorder
-                    .record_lost_data(&envelope, LostReason::RatelimitBackoff);
+                queued.record_lost(&self.recorder, LostReason::RatelimitBackoff);
             } else {
-                self.send_one(&envelope, body);
+                self.send_one(&queued, body);
             }
         }
     }
@@ -374,7 +441,7 @@ impl EnvelopeSender {
         self.way = Way::OneByOne;
     }
 
-    fn send_one(&mut self, envelope: &Envelope, body: Vec<u8>) {
+    fn send_one(&mut self, envelope: &Queued, body: Vec<u8>) {
         let sent = self
             .agent
             .post(&self.url)
@@ -405,15 +472,14 @@ impl EnvelopeSender {
                 self.answered(envelope, &reply);
             }
             Err(error) => {
-                self.recorder
-                    .record_lost_data(envelope, LostReason::NetworkError);
+                envelope.record_lost(&self.recorder, LostReason::NetworkError);
                 self.unreachable(&error);
             }
         }
     }
 
     /// Sentry answered: its rate limits apply, an error status loses the envelope.
-    fn answered(&mut self, envelope: &Envelope, reply: &Reply) {
+    fn answered(&mut self, envelope: &Queued, reply: &Reply) {
         self.backoff_secs = 0;
         if let Some(limit) = &reply.rate_limits {
             self.limits.update_from_sentry_header(limit);
@@ -423,8 +489,7 @@ impl EnvelopeSender {
             self.limits.update_from_429();
         }
         if (400..=599).contains(&reply.status) && reply.status != 429 {
-            self.recorder
-                .record_lost_data(envelope, LostReason::SendError);
+            envelope.record_lost(&self.recorder, LostReason::SendError);
         }
     }
 

@@ -81,11 +81,11 @@ pub fn agent() -> ureq::Agent {
 
 /// The headers a call carries for the request it serves: `sentry-trace` (with the span of
 /// the call when sampled) and `x-request-id`, so the callee joins the same trace and log id.
-fn request_headers(span: Option<&sentry::Span>) -> Vec<(&'static str, String)> {
+fn request_headers(span: Option<&crate::sentry::Span>) -> Vec<(&'static str, String)> {
     let Some(p) = crate::sentry::propagation() else {
         return Vec::new();
     };
-    let span_id = span.map_or(p.span_id, sentry::Span::get_span_id);
+    let span_id = span.map_or(p.span_id, crate::sentry::Span::span_id);
     let mut headers = vec![("sentry-trace", p.sentry_trace(span_id))];
     if let Some(id) = crate::request_tracking::current_request_id().or(p.request_id) {
         headers.push(("x-request-id", id));
@@ -94,13 +94,13 @@ fn request_headers(span: Option<&sentry::Span>) -> Vec<(&'static str, String)> {
 }
 
 /// A child span of the request's transaction for one call, when the request is sampled.
-fn call_span(upstream: &str, path_and_query: &str) -> Option<sentry::Span> {
+fn call_span(upstream: &str, path_and_query: &str) -> Option<crate::sentry::Span> {
     let path = path_and_query.split('?').next().unwrap_or_default();
     crate::sentry::propagation()?.child("http.client", &format!("GET {upstream} {path}"))
 }
 
-fn finish_span(span: Option<sentry::Span>, result: Result<&Reply, &UpstreamError>) {
-    if let Some(span) = span {
+fn finish_span(span: Option<crate::sentry::Span>, result: Result<&Reply, &UpstreamError>) {
+    if let Some(mut span) = span {
         let status = match result {
             Ok(r) if r.status < 400 => sentry::protocol::SpanStatus::Ok,
             Ok(_) => sentry::protocol::SpanStatus::InternalError,
