@@ -59,8 +59,10 @@ impl RequestTrace {
         let raw = incoming.map_or_else(random::<u128>, |t| t.raw);
         let trace_id = incoming.map_or_else(|| TraceId::from(raw.to_be_bytes()), |t| t.trace_id);
         let parent_span_id = incoming.map(|t| t.span_id);
-        let span_id = new_span_id();
-        let transaction = sampled.then(|| Recording::start(trace_id, span_id));
+        let span_raw = random::<u64>();
+        let span_id = SpanId::from(span_raw.to_be_bytes());
+        let transaction =
+            sampled.then(|| Recording::start(raw, span_raw, incoming.map(|t| t.span_raw)));
         Self {
             trace_id,
             trace_hex: hex(raw),
@@ -98,6 +100,8 @@ pub(crate) struct IncomingTrace {
     /// The same id as a number, for [`hex`].
     raw: u128,
     pub(crate) span_id: SpanId,
+    /// The same id as a number.
+    span_raw: u64,
     pub(crate) sampled: Option<bool>,
 }
 
@@ -107,7 +111,9 @@ impl IncomingTrace {
         let trace_hex = parts.next().filter(|p| p.len() == 32)?;
         let trace_id = trace_hex.parse().ok()?;
         let raw = u128::from_str_radix(trace_hex, 16).ok()?;
-        let span_id = parts.next().filter(|p| p.len() == 16)?.parse().ok()?;
+        let span_hex = parts.next().filter(|p| p.len() == 16)?;
+        let span_raw = u64::from_str_radix(span_hex, 16).ok()?;
+        let span_id = SpanId::from(span_raw.to_be_bytes());
         let sampled = match parts.next() {
             None => None,
             Some("1") => Some(true),
@@ -121,21 +127,27 @@ impl IncomingTrace {
             trace_id,
             raw,
             span_id,
+            span_raw,
             sampled,
         })
     }
 }
 
-pub(crate) fn new_span_id() -> SpanId {
-    SpanId::from(random::<u64>().to_be_bytes())
-}
-
 /// `id` as 32 lowercase hex digits, big-endian like `TraceId`'s own display.
 pub(crate) fn hex(id: u128) -> [u8; 32] {
+    hex_digits(id)
+}
+
+/// `id` as 16 lowercase hex digits, big-endian like `SpanId`'s own display.
+pub(crate) fn hex64(id: u64) -> [u8; 16] {
+    hex_digits(u128::from(id))
+}
+
+fn hex_digits<const N: usize>(id: u128) -> [u8; N] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0; 32];
+    let mut out = [0; N];
     for (i, digit) in out.iter_mut().enumerate() {
-        *digit = DIGITS[((id >> (124 - 4 * i)) & 0xf) as usize];
+        *digit = DIGITS[((id >> (4 * (N - 1 - i))) & 0xf) as usize];
     }
     out
 }
@@ -253,6 +265,8 @@ mod tests {
             t.trace_id,
             "the number and the id agree"
         );
+        assert_eq!(t.span_id.to_string(), "0123456789abcdef");
+        assert_eq!(&super::hex64(t.span_raw), b"0123456789abcdef");
         let t = IncomingTrace::parse("0123456789abcdef0123456789abcdef-0123456789abcdef")
             .expect("valid without a decision");
         assert_eq!(t.sampled, None);

@@ -174,7 +174,6 @@ fn finish<B>(trace: &RequestTrace, res: Option<&ServiceResponse<B>>) {
             tags.push(("status", status.as_str().to_owned()));
             tags.push(("worker", crate::stall::current_worker_label()));
             Ending {
-                parent_span_id: trace.parent_span_id,
                 name,
                 status: span_status(status),
                 tags,
@@ -182,7 +181,6 @@ fn finish<B>(trace: &RequestTrace, res: Option<&ServiceResponse<B>>) {
             }
         }
         None => Ending {
-            parent_span_id: trace.parent_span_id,
             name: String::new(),
             status: SpanStatus::InternalError,
             tags: Vec::new(),

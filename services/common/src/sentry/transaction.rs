@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use sentry::protocol::{SpanId, SpanStatus, TraceId};
+use sentry::protocol::{SpanId, SpanStatus};
 
 use super::transport::TransactionQueue;
 
@@ -118,20 +118,30 @@ struct SpanList {
     dropped: u32,
 }
 
+/// Ids as numbers (written as hex by the sender: the SDK's ids format through a `String`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ids {
+    pub(crate) trace: u128,
+    pub(crate) span: u64,
+    pub(crate) parent: Option<u64>,
+}
+
 /// A sampled request's transaction while it runs.
 #[derive(Clone, Debug)]
 pub(crate) struct Recording {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
+    ids: Ids,
     start: SystemTime,
     spans: Arc<Mutex<SpanList>>,
 }
 
 impl Recording {
-    pub(crate) fn start(trace_id: TraceId, span_id: SpanId) -> Self {
+    pub(crate) fn start(trace: u128, span: u64, parent: Option<u64>) -> Self {
         Self {
-            trace_id,
-            span_id,
+            ids: Ids {
+                trace,
+                span,
+                parent,
+            },
             start: SystemTime::now(),
             spans: Arc::default(),
         }
@@ -141,9 +151,11 @@ impl Recording {
     pub(crate) fn child(&self, op: &'static str, description: String) -> Span {
         Span {
             spans: self.spans.clone(),
-            trace_id: self.trace_id,
-            parent_span_id: self.span_id,
-            span_id: super::context::new_span_id(),
+            ids: Ids {
+                trace: self.ids.trace,
+                span: super::context::random(),
+                parent: Some(self.ids.span),
+            },
             op,
             description,
             start: SystemTime::now(),
@@ -167,8 +179,7 @@ impl Recording {
         sink.queue.send(Box::new(Finished {
             constant: sink.constant.clone(),
             event_id: super::context::random(),
-            trace_id: self.trace_id,
-            span_id: self.span_id,
+            ids: self.ids,
             start: self.start,
             end,
             ending,
@@ -181,7 +192,6 @@ impl Recording {
 /// How the request ended, as the transaction tells it.
 #[derive(Debug)]
 pub(crate) struct Ending {
-    pub(crate) parent_span_id: Option<SpanId>,
     /// `GET /work/cpu`; empty when the request failed before an answer.
     pub(crate) name: String,
     pub(crate) status: SpanStatus,
@@ -203,8 +213,7 @@ pub(crate) struct RequestLine {
 pub(crate) struct Finished {
     pub(crate) constant: Arc<Constant>,
     pub(crate) event_id: u128,
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
+    pub(crate) ids: Ids,
     pub(crate) start: SystemTime,
     pub(crate) end: SystemTime,
     pub(crate) ending: Ending,
@@ -225,9 +234,8 @@ impl Finished {
 
 #[derive(Debug)]
 pub(crate) struct FinishedSpan {
-    pub(crate) trace_id: TraceId,
-    pub(crate) parent_span_id: SpanId,
-    pub(crate) span_id: SpanId,
+    /// With the transaction's span as parent.
+    pub(crate) ids: Ids,
     pub(crate) op: &'static str,
     pub(crate) description: String,
     pub(crate) status: Option<SpanStatus>,
@@ -240,9 +248,7 @@ pub(crate) struct FinishedSpan {
 #[derive(Debug)]
 pub struct Span {
     spans: Arc<Mutex<SpanList>>,
-    trace_id: TraceId,
-    parent_span_id: SpanId,
-    span_id: SpanId,
+    ids: Ids,
     op: &'static str,
     description: String,
     start: SystemTime,
@@ -251,7 +257,7 @@ pub struct Span {
 
 impl Span {
     pub fn span_id(&self) -> SpanId {
-        self.span_id
+        SpanId::from(self.ids.span.to_be_bytes())
     }
 
     pub fn set_status(&mut self, status: SpanStatus) {
@@ -262,9 +268,7 @@ impl Span {
         let end = SystemTime::now();
         let Self {
             spans,
-            trace_id,
-            parent_span_id,
-            span_id,
+            ids,
             op,
             description,
             start,
@@ -279,9 +283,7 @@ impl Span {
             return;
         }
         list.finished.push(FinishedSpan {
-            trace_id,
-            parent_span_id,
-            span_id,
+            ids,
             op,
             description,
             status,
@@ -297,7 +299,7 @@ mod tests {
     use super::*;
 
     fn recording() -> Recording {
-        Recording::start(TraceId::from([1; 16]), SpanId::from([2; 8]))
+        Recording::start(1, 2, Some(3))
     }
 
     #[test]
@@ -312,8 +314,9 @@ mod tests {
         assert_eq!(list.finished.len(), MAX_SPANS);
         assert_eq!(list.dropped, 3);
         assert_eq!(list.finished[0].description, "0");
-        assert_eq!(list.finished[0].parent_span_id, r.span_id);
-        assert_eq!(list.finished[0].trace_id, r.trace_id);
+        assert_eq!(list.finished[0].ids.parent, Some(2));
+        assert_eq!(list.finished[0].ids.trace, 1);
+        assert_ne!(list.finished[0].ids.span, list.finished[1].ids.span);
     }
 
     #[test]
@@ -324,7 +327,6 @@ mod tests {
         early.finish();
         // No sink is installed in unit tests: finishing only closes the list.
         r.finish(Ending {
-            parent_span_id: None,
             name: String::new(),
             status: SpanStatus::Ok,
             tags: Vec::new(),

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::transaction::{Finished, FinishedSpan};
+use super::transaction::{Finished, FinishedSpan, Ids};
 use crate::timestamp::MicrosTimestamp;
 
 /// Appends the envelope of `t` to `out`, using `item` as scratch space.
@@ -17,7 +17,7 @@ pub(crate) fn write_envelope(t: &Finished, item: &mut Vec<u8>, out: &mut Vec<u8>
     out.extend_from_slice(b"{\"event_id\":\"");
     out.extend_from_slice(&event_id);
     out.extend_from_slice(b"\",\"trace\":{\"trace_id\":");
-    json(out, &t.trace_id);
+    hex_str(out, &hex32(t.ids.trace));
     out.extend_from_slice(b",\"public_key\":");
     json(out, t.constant.public_key.as_str());
     // As the SDK states it: the rate as a string, and "true".
@@ -53,14 +53,8 @@ fn write_item(t: &Finished, out: &mut Vec<u8>) {
     timestamp(out, t.start);
     out.extend_from_slice(b",\"timestamp\":");
     rfc3339(out, t.end);
-    out.extend_from_slice(b",\"contexts\":{\"trace\":{\"type\":\"trace\",\"trace_id\":");
-    json(out, &t.trace_id);
-    out.extend_from_slice(b",\"span_id\":");
-    json(out, &t.span_id);
-    if let Some(parent) = &e.parent_span_id {
-        out.extend_from_slice(b",\"parent_span_id\":");
-        json(out, parent);
-    }
+    out.extend_from_slice(b",\"contexts\":{\"trace\":{\"type\":\"trace\",");
+    write_ids(&t.ids, out);
     out.extend_from_slice(b",\"op\":\"http.server\",\"status\":");
     json(out, &e.status);
     out.extend_from_slice(b"}}");
@@ -90,12 +84,8 @@ fn write_item(t: &Finished, out: &mut Vec<u8>) {
 }
 
 fn write_span(s: &FinishedSpan, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"span_id\":");
-    json(out, &s.span_id);
-    out.extend_from_slice(b",\"trace_id\":");
-    json(out, &s.trace_id);
-    out.extend_from_slice(b",\"parent_span_id\":");
-    json(out, &s.parent_span_id);
+    out.push(b'{');
+    write_ids(&s.ids, out);
     out.extend_from_slice(b",\"op\":");
     json(out, s.op);
     out.extend_from_slice(b",\"description\":");
@@ -109,6 +99,25 @@ fn write_span(s: &FinishedSpan, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"timestamp\":");
     rfc3339(out, s.end);
     out.push(b'}');
+}
+
+/// `"trace_id":…,"span_id":…[,"parent_span_id":…]`.
+fn write_ids(ids: &Ids, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"trace_id\":");
+    hex_str(out, &hex32(ids.trace));
+    out.extend_from_slice(b",\"span_id\":");
+    hex_str(out, &hex64(ids.span));
+    if let Some(parent) = ids.parent {
+        out.extend_from_slice(b",\"parent_span_id\":");
+        hex_str(out, &hex64(parent));
+    }
+}
+
+/// Hex digits as a JSON string (nothing to escape).
+fn hex_str(out: &mut Vec<u8>, digits: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(digits);
+    out.push(b'"');
 }
 
 /// `value` as JSON (strings escaped); the types written here cannot fail to serialize.
@@ -135,6 +144,10 @@ fn hex32(id: u128) -> [u8; 32] {
     super::context::hex(id)
 }
 
+fn hex64(id: u64) -> [u8; 16] {
+    super::context::hex64(id)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -148,8 +161,8 @@ mod tests {
 
     fn finished(dropped_spans: u32, query: Option<&str>) -> Finished {
         let start = UNIX_EPOCH + Duration::from_micros(1_796_068_623_279_299);
-        let trace_id = TraceId::from([0x71; 16]);
-        let span_id = SpanId::from([0x14; 8]);
+        let trace = u128::from_be_bytes([0x71; 16]);
+        let span = u64::from_be_bytes([0x14; 8]);
         Finished {
             constant: Arc::new(Constant {
                 fields: r#""platform":"native","release":"loopscope@0.1.0+abc","environment":"local","server_name":"vm","sdk":{"name":"sentry.rust","version":"0.49.5"}"#.into(),
@@ -158,12 +171,14 @@ mod tests {
                 sample_rate: 0.1,
             }),
             event_id: 0xce4c3f17_35c5_4549_84de_e146d3ef4361,
-            trace_id,
-            span_id,
+            ids: Ids {
+                trace,
+                span,
+                parent: Some(u64::from_be_bytes([0x3a; 8])),
+            },
             start,
             end: start + Duration::from_micros(140),
             ending: Ending {
-                parent_span_id: Some(SpanId::from([0x3a; 8])),
                 name: "GET /work/cpu".into(),
                 status: SpanStatus::Ok,
                 tags: vec![
@@ -178,9 +193,11 @@ mod tests {
                 }),
             },
             spans: vec![FinishedSpan {
-                trace_id,
-                parent_span_id: span_id,
-                span_id: SpanId::from([0xd6; 8]),
+                ids: Ids {
+                    trace,
+                    span: u64::from_be_bytes([0xd6; 8]),
+                    parent: Some(span),
+                },
                 op: "work",
                 description: "cpu".into(),
                 status: Some(SpanStatus::DeadlineExceeded),
@@ -259,6 +276,8 @@ mod tests {
         assert_eq!(span.op.as_deref(), Some("work"));
         assert_eq!(span.description.as_deref(), Some("cpu"));
         assert_eq!(span.parent_span_id, Some(SpanId::from([0x14; 8])));
+        assert_eq!(span.span_id, SpanId::from([0xd6; 8]));
+        assert_eq!(span.trace_id, TraceId::from([0x71; 16]));
         assert_eq!(span.status, Some(SpanStatus::DeadlineExceeded));
         assert!(near(
             span.timestamp
