@@ -21,6 +21,7 @@ mod launcher;
 mod layers;
 mod loadgen_run;
 mod sentry;
+mod sentry_losses;
 mod sentry_storm;
 mod shutdown;
 mod stall;

@@ -12,7 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use sentry::protocol::{SpanId, TraceId};
 
-use super::transaction::{Recording, Span};
+use super::transaction::{Ids, Recording, Span};
 
 tokio::task_local! {
     static CURRENT: Rc<RequestTrace>;
@@ -53,16 +53,25 @@ pub(crate) struct RequestTrace {
 }
 
 impl RequestTrace {
-    /// Continues the incoming trace, or starts one; samples only when asked to.
-    pub(crate) fn start(incoming: Option<IncomingTrace>, sampled: bool) -> Self {
+    /// Continues the incoming trace, or starts one; samples only when asked to, at the rate
+    /// `drawn_at` when this service drew the decision (`None`: the caller's decision).
+    pub(crate) fn start(
+        incoming: Option<IncomingTrace>,
+        sampled: bool,
+        drawn_at: Option<f32>,
+    ) -> Self {
         // One draw for the id: the SDK's `TraceId::default()` draws it a byte at a time.
         let raw = incoming.map_or_else(random::<u128>, |t| t.raw);
         let trace_id = incoming.map_or_else(|| TraceId::from(raw.to_be_bytes()), |t| t.trace_id);
         let parent_span_id = incoming.map(|t| t.span_id);
         let span_raw = random::<u64>();
         let span_id = SpanId::from(span_raw.to_be_bytes());
-        let transaction =
-            sampled.then(|| Recording::start(raw, span_raw, incoming.map(|t| t.span_raw)));
+        let ids = Ids {
+            trace: raw,
+            span: span_raw,
+            parent: incoming.map(|t| t.span_raw),
+        };
+        let transaction = sampled.then(|| Recording::start(ids, drawn_at));
         Self {
             trace_id,
             trace_hex: hex(raw),
@@ -111,7 +120,10 @@ impl IncomingTrace {
         let trace_hex = parts.next().filter(|p| p.len() == 32)?;
         let trace_id = trace_hex.parse().ok()?;
         let raw = u128::from_str_radix(trace_hex, 16).ok()?;
-        let span_hex = parts.next().filter(|p| p.len() == 16)?;
+        // Digits only: `from_str_radix` would take a sign.
+        let span_hex = parts
+            .next()
+            .filter(|p| p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit()))?;
         let span_raw = u64::from_str_radix(span_hex, 16).ok()?;
         let span_id = SpanId::from(span_raw.to_be_bytes());
         let sampled = match parts.next() {
@@ -276,6 +288,7 @@ mod tests {
             "0123456789abcdef0123456789abcdef-0123456789abcdef-2",
             "0123456789abcdef0123456789abcdeX-0123456789abcdef-1",
             "0123456789abcdef0123456789abcdef-0123456789abcdef-1-1",
+            "0123456789abcdef0123456789abcdef-+123456789abcdef-1",
         ] {
             assert_eq!(IncomingTrace::parse(bad), None, "{bad}");
         }

@@ -81,14 +81,10 @@ pub(crate) fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting
     // The transport's queue, for our transactions (`super::transaction`): they skip the
     // client, so they reach the transport this way.
     let transactions = Arc::new(OnceLock::new());
-    let factory = {
-        let transactions = transactions.clone();
-        move |options: &ClientOptions| -> Arc<dyn sentry::Transport> {
-            let transport =
-                super::transport::BackingOffTransport::new(options, agent.clone(), timeout);
-            let _ = transactions.set(transport.transaction_queue());
-            Arc::new(transport)
-        }
+    let factory = super::transport::Factory {
+        agent,
+        timeout,
+        transactions: transactions.clone(),
     };
     let release = args
         .sentry_release
@@ -116,7 +112,7 @@ pub(crate) fn init(service: &ServiceInfo, args: &SentryArgs) -> Option<Reporting
         }
     });
     if let (Some(queue), Some(client)) = (transactions.get(), sentry::Hub::current().client()) {
-        let constant = Constant::of(&client, &tags, args.sentry_traces_sample_rate);
+        let constant = Constant::of(&client, &tags);
         super::transaction::install(queue.clone(), constant);
     }
     super::panic::install();

@@ -84,10 +84,11 @@ where
             .get(&SENTRY_TRACE)
             .and_then(|v| v.to_str().ok())
             .and_then(IncomingTrace::parse);
-        let sampled = incoming
-            .and_then(|t| t.sampled)
-            .unwrap_or_else(|| draw(self.rate));
-        let trace = Rc::new(RequestTrace::start(incoming, sampled));
+        let (sampled, drawn_at) = match incoming.and_then(|t| t.sampled) {
+            Some(decided) => (decided, None),
+            None => (draw(self.rate), Some(self.rate)),
+        };
+        let trace = Rc::new(RequestTrace::start(incoming, sampled, drawn_at));
         let service = self.service.clone();
         Either::Right(Box::pin(context::scope(trace.clone(), async move {
             let result = service.call(req).await;
@@ -169,19 +170,19 @@ fn finish<B>(trace: &RequestTrace, res: Option<&ServiceResponse<B>>) {
             if let Some(id) = request_id(res) {
                 tags.push(("request_id", id));
             }
-            let name = format!("{} {route}", req.method());
+            let route_name = format!("{} {route}", req.method());
             tags.push(("route", route));
             tags.push(("status", status.as_str().to_owned()));
             tags.push(("worker", crate::stall::current_worker_label()));
             Ending {
-                name,
+                route_name: Some(route_name),
                 status: span_status(status),
                 tags,
                 request: Some(request_line(req)),
             }
         }
         None => Ending {
-            name: String::new(),
+            route_name: None,
             status: SpanStatus::InternalError,
             tags: Vec::new(),
             request: None,

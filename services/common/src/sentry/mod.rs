@@ -13,6 +13,7 @@ mod middleware;
 mod panic;
 mod pipeline;
 mod transaction;
+mod transaction_constant;
 mod transaction_json;
 mod transport;
 

@@ -151,7 +151,7 @@ fn transport_to(port: u16, timeout: Duration) -> crate::sentry::transport::Backi
     let mut options = sentry::ClientOptions::new();
     options.dsn = Some(dsn(port));
     crate::sentry::transport::BackingOffTransport::new(
-        &options,
+        sentry::TransportOptions::try_from_client_options(&options).unwrap(),
         crate::sentry::transport::agent(timeout),
         timeout,
     )

@@ -18,76 +18,12 @@ use std::time::SystemTime;
 
 use sentry::protocol::{SpanId, SpanStatus};
 
+pub(crate) use super::transaction_constant::Constant;
 use super::transport::TransactionQueue;
 
 /// Spans kept per transaction; later ones are counted and dropped (the SDK keeps 1,000; a
 /// request of ours has a handful, so this bounds only a runaway loop of calls).
 pub(crate) const MAX_SPANS: usize = 256;
-
-/// What every transaction of this process says the same way: release, environment, server,
-/// SDK, the service's tags and the DSN's public key, serialized once at start.
-#[derive(Debug)]
-pub(crate) struct Constant {
-    /// `"release":…,"environment":…,"server_name":…,"sdk":{…},"platform":"native"`: fields of
-    /// the transaction object, without braces.
-    pub(crate) fields: String,
-    /// `"service":"worker","handling":"async"`: the first tags, without braces.
-    pub(crate) tags: String,
-    /// The DSN's public key, for the dynamic sampling context.
-    pub(crate) public_key: String,
-    /// The configured traces sample rate, as the dynamic sampling context states it.
-    pub(crate) sample_rate: f32,
-}
-
-impl Constant {
-    /// What `client` puts on every event (release, environment, server name, SDK: through
-    /// its own `prepare_event`, so the integrations that fill them have run), and `tags`.
-    pub(crate) fn of(client: &sentry::Client, tags: &[(&str, &str)], sample_rate: f32) -> Self {
-        #[derive(serde::Serialize)]
-        struct Fields<'a> {
-            platform: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            release: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            environment: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            server_name: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            sdk: Option<&'a sentry::protocol::ClientSdkInfo>,
-        }
-        let probe = client.prepare_event(sentry::protocol::Event::default(), None);
-        let probe = probe.as_ref();
-        let fields = Fields {
-            platform: "native",
-            release: probe.and_then(|e| e.release.as_deref()),
-            environment: probe.and_then(|e| e.environment.as_deref()),
-            server_name: probe.and_then(|e| e.server_name.as_deref()),
-            sdk: probe.and_then(|e| e.sdk.as_deref()),
-        };
-        let tags: serde_json::Map<String, serde_json::Value> = tags
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-            .collect();
-        Self {
-            fields: inside_braces(serde_json::to_string(&fields).unwrap_or_default()),
-            tags: inside_braces(serde_json::to_string(&tags).unwrap_or_default()),
-            public_key: client
-                .dsn()
-                .map(|d| d.public_key().to_owned())
-                .unwrap_or_default(),
-            sample_rate,
-        }
-    }
-}
-
-/// `{…}` without its braces, to be written inside another object.
-fn inside_braces(object: String) -> String {
-    object
-        .strip_prefix('{')
-        .and_then(|o| o.strip_suffix('}'))
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// Where finished transactions go, once Sentry is set up with a DSN.
 struct Sink {
@@ -130,18 +66,18 @@ pub(crate) struct Ids {
 #[derive(Clone, Debug)]
 pub(crate) struct Recording {
     ids: Ids,
+    /// The rate this service sampled the trace at; `None` when it followed its caller's
+    /// decision, whose rate it does not know (the sampling context then leaves it out).
+    sample_rate: Option<f32>,
     start: SystemTime,
     spans: Arc<Mutex<SpanList>>,
 }
 
 impl Recording {
-    pub(crate) fn start(trace: u128, span: u64, parent: Option<u64>) -> Self {
+    pub(crate) fn start(ids: Ids, sample_rate: Option<f32>) -> Self {
         Self {
-            ids: Ids {
-                trace,
-                span,
-                parent,
-            },
+            ids,
+            sample_rate,
             start: SystemTime::now(),
             spans: Arc::default(),
         }
@@ -163,14 +99,23 @@ impl Recording {
         }
     }
 
-    /// Ends the transaction now and queues it, if Sentry is set up; spans finished later
-    /// are not sent (as the SDK does).
+    /// Closes the span list: the spans finished so far and how many were dropped; `None`
+    /// if it was closed already. Spans finished later are not sent (as with the SDK).
+    fn close(&self) -> Option<(Vec<FinishedSpan>, u32)> {
+        let mut list = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if list.closed {
+            return None;
+        }
+        list.closed = true;
+        Some((std::mem::take(&mut list.finished), list.dropped))
+    }
+
+    /// Ends the transaction now and queues it, if Sentry is set up. Once: a second call
+    /// sends nothing.
     pub(crate) fn finish(&self, ending: Ending) {
         let end = SystemTime::now();
-        let (spans, dropped_spans) = {
-            let mut list = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
-            list.closed = true;
-            (std::mem::take(&mut list.finished), list.dropped)
+        let Some((spans, dropped_spans)) = self.close() else {
+            return;
         };
         let sink = SINK.read().unwrap_or_else(PoisonError::into_inner);
         let Some(sink) = sink.as_ref() else {
@@ -180,6 +125,7 @@ impl Recording {
             constant: sink.constant.clone(),
             event_id: super::context::random(),
             ids: self.ids,
+            sample_rate: self.sample_rate,
             start: self.start,
             end,
             ending,
@@ -192,8 +138,9 @@ impl Recording {
 /// How the request ended, as the transaction tells it.
 #[derive(Debug)]
 pub(crate) struct Ending {
-    /// `GET /work/cpu`; empty when the request failed before an answer.
-    pub(crate) name: String,
+    /// `GET /work/cpu`, a route; `None` when the request failed before an answer (the
+    /// transaction is then named by its operation, `http.server`).
+    pub(crate) route_name: Option<String>,
     pub(crate) status: SpanStatus,
     /// After the service's own tags, in this order.
     pub(crate) tags: Vec<(&'static str, String)>,
@@ -214,6 +161,7 @@ pub(crate) struct Finished {
     pub(crate) constant: Arc<Constant>,
     pub(crate) event_id: u128,
     pub(crate) ids: Ids,
+    pub(crate) sample_rate: Option<f32>,
     pub(crate) start: SystemTime,
     pub(crate) end: SystemTime,
     pub(crate) ending: Ending,
@@ -299,7 +247,12 @@ mod tests {
     use super::*;
 
     fn recording() -> Recording {
-        Recording::start(1, 2, Some(3))
+        let ids = Ids {
+            trace: 1,
+            span: 2,
+            parent: Some(3),
+        };
+        Recording::start(ids, Some(0.1))
     }
 
     #[test]
@@ -320,24 +273,23 @@ mod tests {
     }
 
     #[test]
-    fn a_span_finished_after_its_transaction_is_not_kept() {
+    fn a_span_finished_after_its_transaction_is_not_kept_and_it_ends_once() {
         let r = recording();
         let early = r.child("pool.job", "early".into());
         let late = r.child("pool.job", "late".into());
         early.finish();
-        // No sink is installed in unit tests: finishing only closes the list.
-        r.finish(Ending {
-            name: String::new(),
-            status: SpanStatus::Ok,
-            tags: Vec::new(),
-            request: None,
-        });
+        let (spans, dropped) = r.close().expect("the first close");
+        assert_eq!(dropped, 0);
+        let kept: Vec<&str> = spans.iter().map(|s| s.description.as_str()).collect();
+        assert_eq!(kept, ["early"]);
         late.finish();
-        let list = r.spans.lock().unwrap();
-        assert!(list.closed);
         assert!(
-            list.finished.is_empty(),
-            "taken at the end; the late one not added"
+            r.spans.lock().unwrap().finished.is_empty(),
+            "the late one not added"
+        );
+        assert!(
+            r.close().is_none(),
+            "closed once: a second finish sends nothing"
         );
     }
 }

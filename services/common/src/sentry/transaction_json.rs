@@ -1,11 +1,13 @@
 //! A [`Finished`] transaction as a Sentry envelope, written on the sender's thread straight
 //! into the round's buffer: the item into a buffer kept from one to the next (its length
-//! goes first, in the item header), strings escaped by serde_json, times from integers. The SDK's parser reads it back in the tests, field by field.
+//! goes first, in the item header), strings escaped by serde_json, times from integers.
+//! The SDK's parser reads it back in the tests, field by field.
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::context::{hex as hex32, hex64};
 use super::transaction::{Finished, FinishedSpan, Ids};
 use crate::timestamp::MicrosTimestamp;
 
@@ -20,11 +22,13 @@ pub(crate) fn write_envelope(t: &Finished, item: &mut Vec<u8>, out: &mut Vec<u8>
     hex_str(out, &hex32(t.ids.trace));
     out.extend_from_slice(b",\"public_key\":");
     json(out, t.constant.public_key.as_str());
-    // As the SDK states it: the rate as a string, and "true".
+    // As the SDK states them: strings. No rate when the caller decided (it is the caller's).
+    if let Some(rate) = t.sample_rate {
+        let _ = write!(out, ",\"sample_rate\":\"{rate}\"");
+    }
     let _ = write!(
         out,
-        ",\"sample_rate\":\"{}\",\"sampled\":\"true\"}}}}\n{{\"type\":\"transaction\",\"length\":{}}}\n",
-        t.constant.sample_rate,
+        ",\"sampled\":\"true\"}}}}\n{{\"type\":\"transaction\",\"length\":{}}}\n",
         item.len()
     );
     out.extend_from_slice(item);
@@ -36,8 +40,14 @@ fn write_item(t: &Finished, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"event_id\":\"");
     out.extend_from_slice(&hex32(t.event_id));
     out.extend_from_slice(b"\",\"type\":\"transaction\",\"transaction\":");
-    json(out, e.name.as_str());
-    out.extend_from_slice(b",\"transaction_info\":{\"source\":\"route\"},");
+    match &e.route_name {
+        Some(name) => {
+            json(out, name.as_str());
+            out.extend_from_slice(b",\"transaction_info\":{\"source\":\"route\"}");
+        }
+        None => out.extend_from_slice(b"\"http.server\""),
+    }
+    out.push(b',');
     out.extend_from_slice(t.constant.fields.as_bytes());
     out.extend_from_slice(b",\"tags\":{");
     out.extend_from_slice(t.constant.tags.as_bytes());
@@ -139,15 +149,6 @@ fn rfc3339(out: &mut Vec<u8>, at: SystemTime) {
     out.push(b'"');
 }
 
-/// A 128-bit id as 32 lowercase hex digits (an event id without dashes, as Sentry takes it).
-fn hex32(id: u128) -> [u8; 32] {
-    super::context::hex(id)
-}
-
-fn hex64(id: u64) -> [u8; 16] {
-    super::context::hex64(id)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -168,7 +169,6 @@ mod tests {
                 fields: r#""platform":"native","release":"loopscope@0.1.0+abc","environment":"local","server_name":"vm","sdk":{"name":"sentry.rust","version":"0.49.5"}"#.into(),
                 tags: r#""service":"worker","handling":"async""#.into(),
                 public_key: "public".into(),
-                sample_rate: 0.1,
             }),
             event_id: 0xce4c3f17_35c5_4549_84de_e146d3ef4361,
             ids: Ids {
@@ -176,10 +176,11 @@ mod tests {
                 span,
                 parent: Some(u64::from_be_bytes([0x3a; 8])),
             },
+            sample_rate: Some(0.1),
             start,
             end: start + Duration::from_micros(140),
             ending: Ending {
-                name: "GET /work/cpu".into(),
+                route_name: Some("GET /work/cpu".into()),
                 status: SpanStatus::Ok,
                 tags: vec![
                     ("kind", "cpu".into()),
@@ -307,5 +308,55 @@ mod tests {
         assert_eq!(payload["extra"]["dropped_spans"], 2);
         assert!(payload["request"].get("query_string").is_none());
         assert_eq!(lines.next(), None);
+    }
+
+    #[test]
+    fn the_bare_cases_and_hostile_strings_are_still_valid_envelopes() {
+        let odd = "a\"b\\c\u{1}d\u{7f}é\n";
+        let mut bare = finished(0, None);
+        bare.sample_rate = None;
+        bare.constant = Arc::new(Constant {
+            fields: r#""platform":"native""#.into(),
+            tags: String::new(),
+            public_key: odd.into(),
+        });
+        bare.ending.route_name = None;
+        bare.ending.status = SpanStatus::InternalError;
+        bare.ending.request = None;
+        bare.spans[0].status = None;
+        bare.spans[0].description = odd.into();
+        for tags in [Vec::new(), vec![("request_id", odd.to_owned())]] {
+            bare.ending.tags = tags.clone();
+            let bytes = envelope(&bare);
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            let parsed =
+                sentry::Envelope::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}: {text}"));
+            let Some(EnvelopeItem::Transaction(tx)) = parsed.items().next() else {
+                panic!("not a transaction: {text}");
+            };
+            assert_eq!(
+                tx.name.as_deref(),
+                Some("http.server"),
+                "named by its operation"
+            );
+            assert_eq!(tx.tags.len(), tags.len(), "{text}");
+            assert_eq!(tx.spans[0].description.as_deref(), Some(odd));
+            assert_eq!(tx.spans[0].status, None);
+            assert!(tx.request.is_none());
+            let mut lines = text.lines();
+            let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+            assert_eq!(header["trace"]["public_key"], odd);
+            assert!(
+                header["trace"].get("sample_rate").is_none(),
+                "the caller's rate is unknown"
+            );
+            let _item_header = lines.next().unwrap();
+            let payload: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+            assert!(
+                payload.get("transaction_info").is_none(),
+                "not a route: {text}"
+            );
+            assert_eq!(lines.next(), None, "one line per part: {text}");
+        }
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use sentry::client_report::{Reason as LostReason, Recorder as ClientReportRecorder};
 use sentry::protocol::{EnvelopeFilterCallbacks, EnvelopeItem};
 use sentry::transports::{RateLimiter, RateLimitingCategory};
-use sentry::{ClientOptions, Envelope, Transport, TransportOptions};
+use sentry::{Envelope, Transport, TransportFactory, TransportOptions};
 
 use super::pipeline::{Endpoint, Pipeline, Reply, RoundError};
 use super::transaction::Finished;
@@ -58,9 +58,22 @@ impl Queued {
     fn record_lost(&self, recorder: &ClientReportRecorder, reason: LostReason) {
         match self {
             Self::Envelope(envelope) => recorder.record_lost_data(&**envelope, reason),
-            Self::Transaction(t) => recorder.record_lost_data(&t.as_lost(), reason),
+            Self::Transaction(t) => lost_transaction(recorder, t, reason),
         }
     }
+}
+
+/// Losses of our transactions are waiting to be reported. The client attaches its pending
+/// client report to the next envelope it sends, and our transactions skip the client: the
+/// sender asks it for an envelope of its own when nothing else went ([`REPORT_EVERY`]).
+static TRANSACTIONS_LOST: AtomicBool = AtomicBool::new(false);
+
+/// How often, at most, the sender sends an envelope only to carry a client report.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+fn lost_transaction(recorder: &ClientReportRecorder, t: &Finished, reason: LostReason) {
+    recorder.record_lost_data(&t.as_lost(), reason);
+    TRANSACTIONS_LOST.store(true, Ordering::Relaxed);
 }
 
 /// The transport's queue, for our transactions: they skip the SDK's client.
@@ -79,7 +92,7 @@ impl TransactionQueue {
                 TrySendError::Disconnected(t) => (t, LostReason::InternalError),
             };
             if let Task::Transaction(t) = task {
-                self.recorder.record_lost_data(&t.as_lost(), reason);
+                lost_transaction(&self.recorder, &t, reason);
             }
         }
     }
@@ -131,6 +144,24 @@ impl Drop for BackingOffTransport {
     }
 }
 
+/// Makes our transport for the client. A struct, not a closure: the SDK calls a closure
+/// through its deprecated `create_transport(&ClientOptions)`, which rebuilds the transport
+/// options with a recorder of its own, so every loss the transport recorded went nowhere.
+pub(crate) struct Factory {
+    pub(crate) agent: ureq::Agent,
+    pub(crate) timeout: Duration,
+    /// Where the transport's queue goes, for our transactions.
+    pub(crate) transactions: Arc<std::sync::OnceLock<TransactionQueue>>,
+}
+
+impl TransportFactory for Factory {
+    fn create_transport_with_options(&self, options: TransportOptions) -> Arc<dyn Transport> {
+        let transport = BackingOffTransport::new(options, self.agent.clone(), self.timeout);
+        let _ = self.transactions.set(transport.transaction_queue());
+        Arc::new(transport)
+    }
+}
+
 /// The next backoff after a failure, given the current one (0 = healthy).
 fn next_backoff(current_secs: u64) -> u64 {
     if current_secs == 0 {
@@ -166,7 +197,9 @@ impl BackingOffTransport {
         }
     }
 
-    pub(crate) fn new(options: &ClientOptions, agent: ureq::Agent, timeout: Duration) -> Self {
+    /// `options` as the client hands them to its factory ([`Factory`]): with the recorder
+    /// of its client reports.
+    pub(crate) fn new(options: TransportOptions, agent: ureq::Agent, timeout: Duration) -> Self {
         let TransportOptions {
             dsn,
             user_agent,
@@ -175,8 +208,7 @@ impl BackingOffTransport {
             client_report_recorder,
             transport_channel_capacity,
             ..
-        } = TransportOptions::try_from_client_options(options)
-            .expect("the transport factory only runs when a DSN is set");
+        } = options;
         let capacity = transport_channel_capacity.map_or(DEFAULT_CAPACITY, |c| c.get());
         let (queue, tasks) = sync_channel(capacity);
         let stop = Arc::new(AtomicBool::new(false));
@@ -201,6 +233,7 @@ impl BackingOffTransport {
             limits: RateLimiter::new(),
             bodies: Vec::new(),
             item: Vec::new(),
+            last_report: std::time::Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("loopscope-sentry-send".into())
@@ -247,10 +280,14 @@ struct EnvelopeSender {
     bodies: Vec<u8>,
     /// One transaction's item, written before its header (which states its length).
     item: Vec<u8>,
+    /// When the sender last asked the client for a client report.
+    last_report: std::time::Instant,
 }
 
 /// A round's buffer larger than this is not kept for the next (a burst of large events).
 const KEPT_BODIES_BYTES: usize = 1 << 20;
+/// Nor a transaction's item buffer larger than this (one with hundreds of spans).
+const KEPT_ITEM_BYTES: usize = 64 << 10;
 
 impl EnvelopeSender {
     fn run(mut self, tasks: &Receiver<Task>, stop: &AtomicBool) {
@@ -281,10 +318,29 @@ impl EnvelopeSender {
                 return;
             }
             if idle {
+                self.report_losses();
+            }
+            if idle {
                 // The transport's own thread, never an event loop (see POLL).
                 #[allow(clippy::disallowed_methods)]
                 std::thread::sleep(POLL);
             }
+        }
+    }
+
+    /// Has the client send its pending client report when transactions were lost, Sentry is
+    /// not held back, and none was sent in the last [`REPORT_EVERY`].
+    fn report_losses(&mut self) {
+        if self.last_report.elapsed() < REPORT_EVERY
+            || self.limits.is_disabled(RateLimitingCategory::Any).is_some()
+            || !TRANSACTIONS_LOST.swap(false, Ordering::Relaxed)
+        {
+            return;
+        }
+        self.last_report = std::time::Instant::now();
+        if let Some(client) = sentry::Hub::main().client() {
+            // Queued to this transport; sent only if the client put a report in it.
+            client.send_envelope(Envelope::new());
         }
     }
 
@@ -311,7 +367,7 @@ impl EnvelopeSender {
                 if limits.is_enabled(RateLimitingCategory::Transaction) {
                     Some(Queued::Transaction(t))
                 } else {
-                    recorder.record_lost_data(&t.as_lost(), LostReason::RatelimitBackoff);
+                    lost_transaction(recorder, &t, LostReason::RatelimitBackoff);
                     None
                 }
             }
@@ -325,6 +381,9 @@ impl EnvelopeSender {
         if bodies.capacity() <= KEPT_BODIES_BYTES {
             self.bodies = bodies;
         }
+        if self.item.capacity() > KEPT_ITEM_BYTES {
+            self.item = Vec::new();
+        }
     }
 
     fn send_round(&mut self, batch: Vec<Queued>, buf: &mut Vec<u8>) {
@@ -333,6 +392,11 @@ impl EnvelopeSender {
             if self.limits.is_disabled(RateLimitingCategory::Any).is_some() {
                 queued.record_lost(&self.recorder, LostReason::RatelimitBackoff);
                 continue;
+            }
+            if let Queued::Envelope(e) = &queued
+                && e.items().next().is_none()
+            {
+                continue; // asked for a client report that another envelope took already
             }
             let Some(queued) = self.within_limits(queued) else {
                 continue;
