@@ -23,6 +23,7 @@ mod logging;
 pub mod metrics;
 mod panic;
 pub mod params;
+mod query_pairs;
 mod recent;
 mod request_id;
 mod request_tracking;

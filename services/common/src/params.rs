@@ -12,6 +12,7 @@ use contract::Choice;
 use futures_util::future::{Ready, ready};
 
 use crate::error::ApiError;
+use crate::query_pairs::pairs;
 
 /// Most parameters a query may have: every route takes a handful, and the checks below
 /// compare names pairwise.
@@ -25,10 +26,6 @@ pub struct Params {
     count: u32,
     /// Bit i: the i-th pair was taken by a getter.
     taken: u32,
-}
-
-fn pairs(query: &str) -> form_urlencoded::Parse<'_> {
-    form_urlencoded::parse(query.as_bytes())
 }
 
 impl FromRequest for Params {

@@ -12,10 +12,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::metrics::IntGauge;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use futures_util::future::Either;
-use opentelemetry::metrics::UpDownCounter;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 
@@ -47,7 +47,7 @@ pub(crate) struct RequestTracking {
     /// `None`: polls are not timed (`--disable-layers stall`).
     pub(crate) detector: Option<Arc<StallDetector>>,
     /// `None`: requests in flight are not counted (`--disable-layers in-flight`).
-    pub(crate) in_flight: Option<UpDownCounter<i64>>,
+    pub(crate) in_flight: Option<Arc<IntGauge>>,
     /// `false`: no access-log event (`--disable-layers access-log`).
     pub(crate) access_log: bool,
 }
@@ -78,7 +78,7 @@ pub(crate) struct RequestTrackingMiddleware<S> {
     service: Rc<S>,
     routes: RoutePatterns,
     detector: Option<Arc<StallDetector>>,
-    in_flight: Option<UpDownCounter<i64>>,
+    in_flight: Option<Arc<IntGauge>>,
     access_log: bool,
 }
 
@@ -99,8 +99,8 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let request_id = request_id_of(&req);
         let done = self.in_flight.clone().map(|in_flight| {
-            in_flight.add(1, &[]);
-            crate::defer::defer(move || in_flight.add(-1, &[]))
+            in_flight.add(1);
+            crate::defer::defer(move || in_flight.add(-1))
         });
         let log = (self.access_log && crate::access_log::enabled()).then(std::time::Instant::now);
         // The route pattern, for the stall detector and the log.

@@ -146,7 +146,7 @@ impl Application {
         let stall_on = args.layer_on(Layer::Stall);
         let in_flight = args
             .layer_on(Layer::InFlight)
-            .then(|| instruments.http_in_flight.clone());
+            .then(|| instruments.http_in_flight.series());
 
         let make_app = move || {
             // actix calls this factory on each worker thread, inside that worker's runtime.

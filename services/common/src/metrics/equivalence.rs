@@ -11,8 +11,12 @@ use actix_web::http::{Method, StatusCode};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 
-use super::instruments::KEYED;
-use super::names::{HTTP_REQUESTS, HTTP_REQUESTS_DURATION, LATENCY_BUCKETS};
+use super::instruments::{IN_FLIGHT_HELP, KEYED, WORK_DURATION_HELP};
+use super::names::{
+    HTTP_IN_FLIGHT, HTTP_REQUESTS, HTTP_REQUESTS_DURATION, LABEL_KIND, LATENCY_BUCKETS,
+    WORK_DURATION,
+};
+use super::per_request::{StaticLabelHistogram, UnlabelledGauge};
 use super::{
     Counter, FloatCounter, HttpMetrics, Instruments, KeyedCounter, Registry, fixture, otel,
 };
@@ -56,11 +60,16 @@ fn without_process(page: &str) -> String {
     without(page, &["process_".to_owned()])
 }
 
-/// The exported names of the stall counters, our own families now.
+/// The exported names of the stall counters and the per-request instruments, our own
+/// families now.
 fn keyed_names() -> Vec<String> {
     KEYED
         .iter()
         .map(|s| otel::prometheus_name(s.name, s.unit, true))
+        .chain([
+            otel::prometheus_name(HTTP_IN_FLIGHT, "", false),
+            otel::prometheus_name(WORK_DURATION, "s", false),
+        ])
         .collect()
 }
 
@@ -141,7 +150,7 @@ fn otel_families_write_what_the_exporter_wrote() {
     instruments.build_info();
     fixture::fill_instruments(&instruments);
     // A negative value, a fraction, and a unitless counter of the exporter's own naming.
-    instruments.http_in_flight.add(-3, &[]);
+    instruments.blocking_in_flight.add(-3, &[]);
     instruments.blocked_seconds.add(
         0.123_456_789,
         &[opentelemetry::KeyValue::new("endpoint", "/work/block")],
@@ -149,7 +158,7 @@ fn otel_families_write_what_the_exporter_wrote() {
     let mut skip = keyed_names();
     skip.push("process_".to_owned());
     let (theirs, ours) = (encode(&reference), without(&ours.render(), &skip));
-    assert!(theirs.contains("loopscope_work_duration_seconds_bucket{kind=\"io\""));
+    assert!(theirs.contains("loopscope_upstream_duration_seconds_bucket{upstream=\"backend\""));
     assert_eq!(ours, theirs);
 }
 
@@ -215,6 +224,67 @@ fn keyed_counters_write_what_the_exporter_wrote() {
     }
     let theirs = encode(&reference);
     assert!(theirs.contains("loopscope_event_loop_stalls_total{classification="));
+    assert_eq!(without_process(&ours.render()), theirs);
+}
+
+#[test]
+fn per_request_instruments_write_what_the_exporter_wrote() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider;
+
+    let reference = reference_registry();
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(reference.clone())
+        .without_target_info()
+        .scope_info_enabled(false)
+        .build()
+        .expect("an exporter");
+    let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+    let meter = provider.meter("loopscope");
+    let ours = Registry::new(LABELS, otel::Reader::default());
+
+    let their_in_flight = meter
+        .i64_up_down_counter(HTTP_IN_FLIGHT)
+        .with_description(IN_FLIGHT_HELP)
+        .build();
+    let my_in_flight = UnlabelledGauge::new(&ours, HTTP_IN_FLIGHT, IN_FLIGHT_HELP)
+        .expect("registers")
+        .series();
+    // Up past zero and back below it (a value the exporter writes as a float).
+    for delta in [1, 1, -1, 5, -9] {
+        their_in_flight.add(delta, &[]);
+        my_in_flight.add(delta);
+    }
+
+    let their_work = meter
+        .f64_histogram(WORK_DURATION)
+        .with_unit("s")
+        .with_description(WORK_DURATION_HELP)
+        .with_boundaries(LATENCY_BUCKETS.to_vec())
+        .build();
+    let my_work = StaticLabelHistogram::new(
+        &ours,
+        WORK_DURATION,
+        WORK_DURATION_HELP,
+        &[LABEL_KIND],
+        LATENCY_BUCKETS,
+    )
+    .expect("registers");
+    // Kinds in an odd order, values on a bound, between bounds, below the first and past the
+    // last, and a sum that is not a round number.
+    let values = [0.0005, 0.000_123, 0.0011, 0.25, 7.0, 99.5, 0.001_000_1];
+    for (i, kind) in ["io", "cpu", "block", "io", "call", "cpu", "io"]
+        .into_iter()
+        .enumerate()
+    {
+        for v in &values[..=i % values.len()] {
+            their_work.record(*v, &[KeyValue::new(LABEL_KIND, kind)]);
+            my_work.record(*v, kind);
+        }
+    }
+    let theirs = encode(&reference);
+    assert!(theirs.contains("loopscope_work_duration_seconds_bucket{kind=\"block\""));
+    assert!(theirs.contains("loopscope_http_requests_in_flight{service=\"worker\"} -3\n"));
     assert_eq!(without_process(&ours.render()), theirs);
 }
 

@@ -91,7 +91,7 @@ pub(super) fn fill_instruments(i: &Instruments) {
             KeyValue::new(LABEL_OUTCOME, "ok"),
         ],
     );
-    i.http_in_flight.add(1, &[]);
+    i.http_in_flight.series().add(1);
     i.server_workers.record(2, &[]);
     i.blocking_threads_max.record(80, &[]);
     i.layers([("sentry".to_owned(), false), ("stall".to_owned(), false)]);

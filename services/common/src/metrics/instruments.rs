@@ -11,6 +11,7 @@ use super::Registry;
 use super::family::{Counter as CountSeries, FloatCounter};
 use super::keyed::{KeyedCounter, Spec};
 use super::names::*;
+use super::per_request::{StaticLabelHistogram, UnlabelledGauge};
 
 /// The stall counters: our own families (metrics/keyed.rs), fed like the instruments.
 const BLOCKED_POLLS: Spec = Spec {
@@ -49,6 +50,9 @@ const DELAYED_SECONDS: Spec = Spec {
     help: "Time requests were in flight behind another request's blocking poll",
     labels: &[LABEL_CULPRIT],
 };
+pub(super) const IN_FLIGHT_HELP: &str = "HTTP requests being served now";
+pub(super) const WORK_DURATION_HELP: &str =
+    "Time spent doing the requested work, by kind, excluding queueing";
 /// Every keyed counter's spec, for the test that holds them to the exporter's output.
 #[cfg(test)]
 pub(super) const KEYED: &[&Spec] = &[
@@ -62,8 +66,9 @@ pub(super) const KEYED: &[&Spec] = &[
 
 #[derive(Clone)]
 pub struct Instruments {
-    pub http_in_flight: UpDownCounter<i64>,
-    pub work_duration: Histogram<f64>,
+    /// Fed on every request: our own families (metrics/per_request.rs).
+    pub http_in_flight: UnlabelledGauge,
+    pub work_duration: StaticLabelHistogram,
     pub blocking_queue_wait: Histogram<f64>,
     pub blocking_in_flight: UpDownCounter<i64>,
     pub blocking_shed: Counter<u64>,
@@ -160,15 +165,14 @@ impl Instruments {
             .build();
 
         Ok(Self {
-            http_in_flight: meter
-                .i64_up_down_counter(HTTP_IN_FLIGHT)
-                .with_description("HTTP requests being served now")
-                .build(),
-            work_duration: seconds_histogram(
-                &meter,
+            http_in_flight: UnlabelledGauge::new(registry, HTTP_IN_FLIGHT, IN_FLIGHT_HELP)?,
+            work_duration: StaticLabelHistogram::new(
+                registry,
                 WORK_DURATION,
-                "Time spent doing the requested work, by kind, excluding queueing",
-            ),
+                WORK_DURATION_HELP,
+                &[LABEL_KIND],
+                LATENCY_BUCKETS,
+            )?,
             blocking_queue_wait: seconds_histogram(
                 &meter,
                 BLOCKING_QUEUE_WAIT,
@@ -269,7 +273,6 @@ impl Instruments {
     }
 
     pub fn record_work(&self, kind: &'static str, took: Duration) {
-        self.work_duration
-            .record(took.as_secs_f64(), &[KeyValue::new(LABEL_KIND, kind)]);
+        self.work_duration.record(took.as_secs_f64(), kind);
     }
 }

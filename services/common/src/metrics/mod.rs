@@ -16,6 +16,7 @@ mod instruments;
 mod keyed;
 pub mod names;
 mod otel;
+mod per_request;
 mod registry;
 mod text;
 
@@ -27,6 +28,7 @@ pub use family::{Counter, FloatCounter, Metric};
 pub use http::HttpMetrics;
 pub use instruments::Instruments;
 pub use keyed::{Add, KeyedCounter};
+pub use per_request::{IntGauge, StaticLabelHistogram, UnlabelledGauge};
 pub use registry::Registry;
 
 use crate::ServiceInfo;
