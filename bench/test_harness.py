@@ -74,6 +74,32 @@ class ProcTest(unittest.TestCase):
         self.assertEqual(procstat.parse_status(text),
                          {"peak_rss_bytes": 20 << 20, "rss_bytes": 10 << 20, "threads": 7})
 
+    def test_voluntary_switches_of_a_task(self):
+        text = "Name:\tactix-rt\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t9\n"
+        self.assertEqual(procstat.parse_voluntary_switches(text), 1234)
+        self.assertEqual(procstat.parse_voluntary_switches("Name:\tx\n"), 0)
+
+    def test_this_process_sleeps_are_counted_over_its_threads(self):
+        import os
+        import threading
+        import time
+        done = threading.Event()
+
+        def sleeper():
+            while not done.is_set():
+                time.sleep(0.001)
+
+        before = procstat.voluntary_switches(os.getpid())
+        t = threading.Thread(target=sleeper)
+        t.start()
+        # Counted while the thread lives (an ended thread's count goes with it): each sleep
+        # is a voluntary switch.
+        time.sleep(0.1)
+        during = procstat.voluntary_switches(os.getpid())
+        done.set()
+        t.join()
+        self.assertGreaterEqual(during - before, 10)
+
 
 class StatsTest(unittest.TestCase):
     def test_little_limit(self):
@@ -89,6 +115,10 @@ class StatsTest(unittest.TestCase):
         self.assertAlmostEqual(f["rps"], 50_000)
         self.assertAlmostEqual(f["p99_ms"], 2.0)
         self.assertAlmostEqual(f["rss_mb"], 8.0)
+        self.assertIsNone(f["sleeps_per_100_req"])
+        f = stats.run_figures(requests=1_000, duration_s=1.0, latency_us={}, errors=0,
+                              cpu_s=0.01, threads=2, rss_bytes=0, sleeps=250)
+        self.assertAlmostEqual(f["sleeps_per_100_req"], 25.0)
 
     def test_summary_is_the_median_and_errors_add_up(self):
         runs = [{"rps": r, "errors": e, "requests": 10} for r, e in ((3, 0), (1, 2), (2, 1))]

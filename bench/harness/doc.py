@@ -120,6 +120,12 @@ def render_doc(results: dict) -> str:
                     "limits every server, bare actix-web included, so they drift towards 1 for "
                     "a reason that is not the servers. FastAPI is not rerun here: uvicorn's "
                     "workers are processes, whose CPU this bench does not add up.")
+    out += _section(t, "two_servers", "The servers behind those ratios. Server CPU is of one "
+                    "core (100%) pinned, of two (200%) with 2 workers. Sleeps are the voluntary "
+                    "context switches of all the server's threads per 100 requests: an event "
+                    "loop with no request ready sleeps in epoll_wait and pays a wake-up for the "
+                    "next one, which adds to its CPU per request. On one saturated core a loop "
+                    "rarely sleeps; with 2 workers wrk cannot keep them busy.")
     out += ["## Reproduce", "",
             "`make bench` (about ten minutes) installs wrk (Debian's package, as root), builds "
             "the release binaries, creates `.venv-bench/` from `bench/requirements.txt`, runs "

@@ -56,7 +56,7 @@ def one_run(server: servers.Server, point: Point, s: Settings, duration_s: int) 
     assert usage is not None
     figures = stats.run_figures(res.requests, res.duration_s, res.latency_us,
                                 res.error_count, usage.cpu_s, usage.max_threads,
-                                usage.max_rss_bytes)
+                                usage.max_rss_bytes, usage.voluntary_switches)
     figures["error_kinds"] = {k: v for k, v in res.errors.items() if v}
     return figures
 

@@ -81,6 +81,14 @@ def tables(a: dict, scrape: list[dict]) -> dict[str, tuple[list[str], list[list[
                   "n/a" if r["change"] is None else f"{r['change']:+.1%}",
                   fmt(r.get("one_rps"), 3), fmt(r.get("two_rps"), 3)]
                  for r in a["two_workers"]["ratios"]])
+    t["two_servers"] = (
+        ["server", "CPU µs/req: one core", "2 workers", "server CPU: one core", "2 workers",
+         "sleeps per 100 req: one core", "2 workers"],
+        [[s["server"], fmt(s["one"].get("cpu_us_per_req")), fmt(s["two"].get("cpu_us_per_req")),
+          fmt(s["one"].get("server_cpu_pct"), 0, "%"),
+          fmt(s["two"].get("server_cpu_pct"), 0, "%"),
+          fmt(s["one"].get("sleeps_per_100_req")), fmt(s["two"].get("sleeps_per_100_req"))]
+         for s in a["two_workers"].get("servers", [])])
     st = ov["stall"]
     alone = next((l for l in ov["layers"] if l["layer"] == "stall"), {})
     t["stall"] = (["stall detector and lag probe", "req/s", "CPU per request"],
@@ -101,6 +109,7 @@ TITLES = {
     "modes": "2. Handling modes (io 10 ms)",
     "scrape": "3. Scrape cost",
     "two": "6. Two workers on both cores",
+    "two_servers": "6b. Each server, one core and 2 workers",
     "seeds": "4. The seeds' stack (ratio: loopscope / the faster FastAPI variant)",
     "stall": "5. Stall detector cost",
 }
@@ -111,7 +120,7 @@ def terminal(results: dict) -> str:
     t = tables(a, results["scrape"])
     out = []
     for key in ("overhead", "layers", "io10", "modes", "scrape", "seeds", "stall", "two",
-                "targets"):
+                "two_servers", "targets"):
         headers, rows = t[key]
         out += ["", f"== {TITLES[key]}", render(headers, [[c.replace("`", "") for c in r]
                                                           for r in rows])]

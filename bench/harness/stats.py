@@ -6,7 +6,7 @@ import statistics
 
 # Figures of one run that are summarised by their median over the repetitions.
 MEDIAN_FIELDS = ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "server_cpu_pct",
-                 "threads", "rss_mb")
+                 "threads", "rss_mb", "sleeps_per_100_req")
 
 
 def median(values: list[float]) -> float | None:
@@ -15,7 +15,7 @@ def median(values: list[float]) -> float | None:
 
 
 def run_figures(requests: int, duration_s: float, latency_us: dict, errors: int,
-                cpu_s: float, threads: int, rss_bytes: int) -> dict:
+                cpu_s: float, threads: int, rss_bytes: int, sleeps: int | None = None) -> dict:
     """The figures of one run, in the units the tables show. With no request answered there
     is no latency (wrk says 0)."""
     latency = latency_us if requests else {}
@@ -29,6 +29,9 @@ def run_figures(requests: int, duration_s: float, latency_us: dict, errors: int,
         "server_cpu_pct": 100.0 * cpu_s / duration_s if duration_s > 0 else None,
         "threads": threads,
         "rss_mb": rss_bytes / 2**20,
+        # Voluntary context switches of the server's threads per 100 requests.
+        "sleeps_per_100_req": 100.0 * sleeps / requests if requests and sleeps is not None
+        else None,
     }
 
 
