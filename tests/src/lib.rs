@@ -9,8 +9,9 @@
 //! (services/launcher): the process layer `loopscope up` starts the local stack with.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use launcher::capture::{LISTENING, Lines, listening_addrs, spawn_captured};
@@ -43,7 +44,47 @@ pub fn bin(name: &str) -> PathBuf {
         "{} is missing: run `cargo build --workspace --bins` (make test does) first",
         path.display()
     );
+    assert_built_from_current_sources(&path);
     path
+}
+
+/// Panics when a workspace source file the binary was built from changed after it was
+/// built: the tests would run the old code and fail (or pass) for it. `cargo test -p
+/// loopscope-tests` does not build the services; `make test` does. The sources are the ones
+/// cargo lists in its dep-info file beside the binary; without one, nothing is checked.
+fn assert_built_from_current_sources(binary: &Path) {
+    static CHECKED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(PoisonError::into_inner);
+    if checked.iter().any(|b| b == binary) {
+        return;
+    }
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let (Some(built), Ok(dep_info)) = (
+        modified(binary),
+        std::fs::read_to_string(binary.with_extension("d")),
+    ) else {
+        return;
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("/"));
+    let newer: Vec<&str> = dep_info
+        .split_once(": ")
+        .map_or("", |(_, sources)| sources)
+        .split_whitespace()
+        // The git HEAD the build script watches for the revision moves with every commit.
+        .filter(|s| Path::new(s).starts_with(workspace) && !s.contains("/.git/"))
+        .filter(|s| modified(Path::new(s)).is_some_and(|m| m > built))
+        .collect();
+    assert!(
+        newer.is_empty(),
+        "{} is older than its sources ({}{}): run `cargo build --workspace --bins` (make test \
+         does) first",
+        binary.display(),
+        newer[..newer.len().min(3)].join(", "),
+        if newer.len() > 3 { ", …" } else { "" }
+    );
+    checked.push(binary.to_owned());
 }
 
 /// A running service process, killed when dropped.

@@ -679,6 +679,7 @@ fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals(
             "worker",
         ),
     ];
+    let mut worker_ids = Vec::new();
     for (svc, path, status, ty, upstream, outcome, value, service) in cases {
         let mut values = Vec::new();
         // Two requests differing only in the query: one issue in Sentry, not two.
@@ -743,21 +744,18 @@ fn upstream_failures_are_typed_stable_and_name_the_dependency_without_internals(
                 "another request's breadcrumbs: {crumbs:?}"
             );
             values.push(got_value.to_owned());
+            if std::ptr::eq(svc, &worker) {
+                worker_ids.push(id);
+            }
         }
         assert_eq!(values, [value, value], "{path}");
     }
-    // The worker forwarded its request id to the backend, whose access log shows it.
-    let worker_ids: Vec<String> = worker
-        .logs()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| {
-            l["target"] == "access" && l["route"].as_str().is_some_and(|r| r.starts_with("/work/"))
-        })
-        .filter_map(|l| l["request_id"].as_str().map(str::to_owned))
-        .collect();
+    // The worker forwarded its request id to the backend, whose access log shows it. Both
+    // logs are awaited: a line reaches stdout up to a drain period after the response.
     assert_eq!(worker_ids.len(), 2, "{worker_ids:?}");
     for id in &worker_ids {
+        let line = access_log(&worker, id);
+        assert_eq!(line["route"], "/work/call", "{line}");
         let line = access_log(&backend, id);
         assert_eq!(line["route"], "/query", "{line}");
     }
