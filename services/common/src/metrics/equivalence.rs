@@ -32,6 +32,30 @@ fn reference_registry() -> prometheus::Registry {
     prometheus::Registry::new_custom(None, Some(labels)).expect("a registry")
 }
 
+/// The opentelemetry-prometheus exporter as the services had it, writing into `reference`.
+fn exporter(reference: &prometheus::Registry) -> opentelemetry_prometheus::PrometheusExporter {
+    opentelemetry_prometheus::exporter()
+        .with_registry(reference.clone())
+        .without_target_info()
+        .scope_info_enabled(false)
+        .build()
+        .expect("an exporter")
+}
+
+/// Both sides of a comparison of families fed the OpenTelemetry way: a reference registry
+/// the exporter writes into, the provider whose meter feeds it, and our registry.
+fn exporter_and_ours() -> (prometheus::Registry, SdkMeterProvider, Registry) {
+    let reference = reference_registry();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(exporter(&reference))
+        .build();
+    (
+        reference,
+        provider,
+        Registry::new(LABELS, otel::Reader::default()),
+    )
+}
+
 fn encode(registry: &prometheus::Registry) -> String {
     let mut buf = Vec::new();
     TextEncoder::new()
@@ -134,15 +158,9 @@ fn http_families_write_what_prometheus_wrote() {
 #[test]
 fn otel_families_write_what_the_exporter_wrote() {
     let reference = reference_registry();
-    let exporter = opentelemetry_prometheus::exporter()
-        .with_registry(reference.clone())
-        .without_target_info()
-        .scope_info_enabled(false)
-        .build()
-        .expect("an exporter");
     let reader = otel::Reader::default();
     let provider = SdkMeterProvider::builder()
-        .with_reader(exporter)
+        .with_reader(exporter(&reference))
         .with_reader(reader.clone())
         .build();
     let ours = Registry::new(LABELS, reader);
@@ -167,16 +185,8 @@ fn keyed_counters_write_what_the_exporter_wrote() {
     use opentelemetry::KeyValue;
     use opentelemetry::metrics::MeterProvider;
 
-    let reference = reference_registry();
-    let exporter = opentelemetry_prometheus::exporter()
-        .with_registry(reference.clone())
-        .without_target_info()
-        .scope_info_enabled(false)
-        .build()
-        .expect("an exporter");
-    let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+    let (reference, provider, ours) = exporter_and_ours();
     let meter = provider.meter("loopscope");
-    let ours = Registry::new(LABELS, otel::Reader::default());
     for spec in KEYED {
         // Every combination of two values a label, added to in an odd order.
         let combos: Vec<Vec<KeyValue>> = (0..1u32 << spec.labels.len())
@@ -232,16 +242,8 @@ fn per_request_instruments_write_what_the_exporter_wrote() {
     use opentelemetry::KeyValue;
     use opentelemetry::metrics::MeterProvider;
 
-    let reference = reference_registry();
-    let exporter = opentelemetry_prometheus::exporter()
-        .with_registry(reference.clone())
-        .without_target_info()
-        .scope_info_enabled(false)
-        .build()
-        .expect("an exporter");
-    let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+    let (reference, provider, ours) = exporter_and_ours();
     let meter = provider.meter("loopscope");
-    let ours = Registry::new(LABELS, otel::Reader::default());
 
     let their_in_flight = meter
         .i64_up_down_counter(HTTP_IN_FLIGHT)

@@ -1,4 +1,5 @@
-//! Counter and histogram families of our own, written to text straight from their atomics.
+//! Counter, gauge and histogram families of our own, written to text straight from their
+//! atomics.
 //!
 //! The `prometheus` crate renders a family by building a protobuf `MetricFamily` (a struct
 //! per bucket, the registry's labels cloned into every series) and formatting each value with
@@ -9,7 +10,7 @@
 //! compares the two).
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::text;
@@ -82,6 +83,35 @@ impl Metric for FloatCounter {
     fn render(&self, (): &(), out: &mut String, name: &str, labels: &str) {
         text::sample(out, name, "", labels, "");
         text::f64_value(out, self.get());
+    }
+}
+
+/// An integer gauge (requests being served now), written as the exporter wrote its `f64`s.
+#[derive(Debug, Default)]
+pub struct IntGauge(AtomicI64);
+
+impl IntGauge {
+    pub fn add(&self, v: i64) {
+        self.0.fetch_add(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Metric for IntGauge {
+    const KIND: &'static str = "gauge";
+    type Config = ();
+
+    fn new((): &()) -> Self {
+        Self::default()
+    }
+
+    fn render(&self, (): &(), out: &mut String, name: &str, labels: &str) {
+        text::sample(out, name, "", labels, "");
+        // The exporter's values are `f64`s: an integer prints the same either way.
+        text::f64_value(out, self.get() as f64);
     }
 }
 

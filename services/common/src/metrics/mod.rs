@@ -24,11 +24,11 @@ use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 pub use exposition::{metrics_handler, render};
-pub use family::{Counter, FloatCounter, Metric};
+pub use family::{Counter, FloatCounter, IntGauge, Metric};
 pub use http::HttpMetrics;
 pub use instruments::Instruments;
 pub use keyed::{Add, KeyedCounter};
-pub use per_request::{IntGauge, StaticLabelHistogram, UnlabelledGauge};
+pub use per_request::{StaticLabelHistogram, UnlabelledGauge};
 pub use registry::Registry;
 
 use crate::ServiceInfo;

@@ -9,42 +9,11 @@
 //! opentelemetry-prometheus exporter exported them: name, unit suffix, help, type and series
 //! (a test compares the two pages). One difference, on purpose: the in-flight gauge is
 //! written at 0 from the server's start, where the SDK's appeared with the first request.
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::Registry;
-use super::family::{Buckets, Histogram, HistogramVec, Metric, MetricVec};
+use super::family::{Buckets, Histogram, HistogramVec, IntGauge, MetricVec};
 use super::otel::prometheus_name;
-use super::text;
-
-/// An integer gauge: requests being served now.
-#[derive(Debug, Default)]
-pub struct IntGauge(AtomicI64);
-
-impl IntGauge {
-    pub fn add(&self, v: i64) {
-        self.0.fetch_add(v, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl Metric for IntGauge {
-    const KIND: &'static str = "gauge";
-    type Config = ();
-
-    fn new((): &()) -> Self {
-        Self::default()
-    }
-
-    fn render(&self, (): &(), out: &mut String, name: &str, labels: &str) {
-        text::sample(out, name, "", labels, "");
-        // The exporter's values are `f64`s: an integer prints the same either way.
-        text::f64_value(out, self.get() as f64);
-    }
-}
 
 /// A gauge family with no labels of its own. Its one series is created by [`Self::series`]:
 /// a service with the layer off leaves it out of the page, so a dashboard tells a service
