@@ -16,6 +16,7 @@ mod floods;
 mod gateway;
 mod hostile;
 mod http_layer;
+mod idle;
 mod latency_truth;
 mod launcher;
 mod layers;

@@ -321,7 +321,12 @@ impl Reporter {
             );
         }
         loop {
-            match rx.recv_timeout(Duration::from_millis(50)) {
+            // Asleep until a stall arrives or a report falls due: no wake-ups while idle.
+            let message = match self.next_due() {
+                Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match message {
                 Ok(Message::Captured(c)) => self.captured(c),
                 Ok(Message::Finished(f)) => self.finished(f),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -329,6 +334,16 @@ impl Reporter {
             }
             self.report_due();
         }
+    }
+
+    /// When the next report waiting in the log is due.
+    fn next_due(&self) -> Option<Instant> {
+        let log = self.lock();
+        log.records
+            .iter()
+            .filter(|r| !r.reported)
+            .filter_map(|r| r.report_at)
+            .min()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StallLog> {
