@@ -340,6 +340,50 @@ pub fn wait_for_log(svc: &Service, text: &str) {
     }
 }
 
+/// Ports for a process that is told its ports (it does not bind 0 and say which it got).
+/// A port `bind(0)` returned is in the kernel's ephemeral range: once we close it, another
+/// test's outgoing connection or listener may get it before the process binds it (it
+/// happened: "cannot bind the admin port …: Address already in use"). The kernel hands out
+/// none below that range by itself, so these come from there.
+pub fn quiet_port_numbers(n: usize) -> Vec<u16> {
+    quiet_ports(n)
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
+}
+
+/// `n` listeners on ports the kernel does not hand out by itself: random ones in the 10,000
+/// below its ephemeral range (so two tests picking at once rarely try the same), or any free
+/// ports if that range starts too low to leave room.
+pub fn quiet_ports(n: usize) -> Vec<std::net::TcpListener> {
+    use std::hash::BuildHasher;
+    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let any = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    if ephemeral_start < 11_024 {
+        return (0..n).map(|_| any()).collect();
+    }
+    let low = ephemeral_start - 10_000;
+    let random = std::collections::hash_map::RandomState::new();
+    let mut listeners = Vec::with_capacity(n);
+    for attempt in 0u64.. {
+        if listeners.len() == n {
+            break;
+        }
+        assert!(
+            attempt < 10_000,
+            "no {n} free ports in {low}..{ephemeral_start}"
+        );
+        let port = low + (random.hash_one(attempt) % 10_000) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(l);
+        }
+    }
+    listeners
+}
+
 /// A TCP port that accepts connections and never answers: a hung dependency.
 pub fn black_hole() -> (std::net::TcpListener, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -79,7 +79,7 @@ impl Prometheus {
         }
         let config_file = dir.join("prometheus.yml");
         std::fs::write(&config_file, config).expect("write prometheus.yml");
-        let port = free_port();
+        let port = crate::quiet_port_numbers(1)[0];
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config_file.display()))
@@ -278,13 +278,6 @@ fn which(name: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 // ------------------------------------------------------------------------ dashboards

@@ -190,19 +190,13 @@ fn a_client_that_sends_nothing_still_gets_a_408() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-/// Free loopback ports for a process whose stdout we do not read (so no "listening" line).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_worker_whose_stdout_nobody_reads_keeps_answering_and_stops_on_sigterm() {
     let _machine = loopscope_tests::machine::shared();
-    let (port, admin) = (free_port(), free_port());
+    // Told its ports: its stdout, where it says which it bound, is not read.
+    let [port, admin] = loopscope_tests::quiet_port_numbers(2)[..] else {
+        unreachable!("two ports")
+    };
     let mut child = Command::new(bin("worker"))
         .args([
             "--handling",

@@ -41,7 +41,8 @@ impl Drop for StateDir {
     }
 }
 
-/// Flags for every port `up` needs, each a port free right now.
+/// Flags for every port `up` needs, each a port free right now
+/// ([`loopscope_tests::quiet_ports`]).
 fn free_port_flags() -> Vec<String> {
     let names = [
         "gateway",
@@ -57,10 +58,7 @@ fn free_port_flags() -> Vec<String> {
         "grafana",
     ];
     // All listeners open at once, so no two names get the same port.
-    let listeners: Vec<_> = names
-        .iter()
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
+    let listeners = loopscope_tests::quiet_ports(names.len());
     names
         .iter()
         .zip(&listeners)
