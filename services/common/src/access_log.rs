@@ -9,8 +9,11 @@
 //! counts them, and nothing blocks the event loop). `RUST_LOG` still filters it
 //! (`access=warn` silences it). With text logs (`--log-format text`, for people) the line
 //! goes through `tracing` as before: there the cost does not matter.
+//!
+//! The line is bytes, not a `String`: the request and trace ids, the timestamp and the numbers
+//! are ASCII we format ourselves, and turning each into a `&str` to push it re-validated its
+//! UTF-8 (~300 instructions a request, callgrind).
 use std::cell::RefCell;
-use std::fmt::Write as _;
 
 use crate::timestamp::MicrosTimestamp;
 
@@ -21,8 +24,10 @@ pub(crate) fn enabled() -> bool {
 
 /// One request's access-log fields.
 pub(crate) struct AccessLine<'a> {
-    pub request_id: &'a str,
-    pub trace_id: Option<&'a str>,
+    /// Printable ASCII (ours, or a client's kept by [`crate::request_id::RequestId`]).
+    pub request_id: &'a [u8],
+    /// 32 hex digits.
+    pub trace_id: Option<&'a [u8]>,
     pub method: &'a str,
     pub route: &'a str,
     pub path: &'a str,
@@ -33,7 +38,7 @@ pub(crate) struct AccessLine<'a> {
 
 thread_local! {
     /// Reused per thread: a line is formatted without allocating once the buffer has grown.
-    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
 impl AccessLine<'_> {
@@ -45,9 +50,9 @@ impl AccessLine<'_> {
         };
         LINE.with_borrow_mut(|line| {
             line.clear();
-            self.write_json(line, MicrosTimestamp::now().as_str());
+            self.write_json(line, MicrosTimestamp::now().as_bytes());
             // One append is one line; a full buffer drops and counts it.
-            sink.append(line.as_bytes());
+            sink.append(line);
         });
     }
 
@@ -59,7 +64,7 @@ impl AccessLine<'_> {
     /// [`Self::duration_ms`] as `Display` of the `f64` writes it, from integers: the same
     /// digits for any duration under ~26 days (until then an `f64` of milliseconds has more
     /// precision than the 6 decimals of whole nanoseconds), without float formatting's cost.
-    fn write_duration_ms(&self, out: &mut String) {
+    fn write_duration_ms(&self, out: &mut Vec<u8>) {
         let nanos = self.duration.as_nanos();
         push_u64(out, u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX));
         let mut fraction = (nanos % 1_000_000) as u32;
@@ -71,20 +76,21 @@ impl AccessLine<'_> {
             fraction /= 10;
             digits -= 1;
         }
-        out.push('.');
+        out.push(b'.');
         let mut buf = [b'0'; 6];
         for slot in buf[..digits].iter_mut().rev() {
             *slot = b'0' + (fraction % 10) as u8;
             fraction /= 10;
         }
-        out.push_str(std::str::from_utf8(&buf[..digits]).unwrap_or_default());
+        out.extend_from_slice(&buf[..digits]);
     }
 
     fn emit_through_tracing(&self) {
+        let ascii = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         tracing::info!(
             target: "access",
-            request_id = self.request_id,
-            trace_id = self.trace_id,
+            request_id = ascii(self.request_id),
+            trace_id = self.trace_id.map(ascii),
             method = self.method,
             route = self.route,
             path = self.path,
@@ -96,45 +102,45 @@ impl AccessLine<'_> {
     }
 
     /// The object tracing-subscriber's flattened JSON layer writes for the same event.
-    fn write_json(&self, out: &mut String, timestamp: &str) {
-        out.push_str("{\"timestamp\":\"");
-        out.push_str(timestamp);
-        out.push_str("\",\"level\":\"INFO\",\"message\":\"request\",\"request_id\":");
+    fn write_json(&self, out: &mut Vec<u8>, timestamp: &[u8]) {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        out.extend_from_slice(timestamp);
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\",\"request_id\":");
         // A client's request id is any printable ASCII (a `"` too); the trace id (hex), the
         // method (an HTTP token) and the route (one of our patterns) have nothing to escape.
         json_str(out, self.request_id);
         if let Some(trace_id) = self.trace_id {
-            out.push_str(",\"trace_id\":");
+            out.extend_from_slice(b",\"trace_id\":");
             plain_str(out, trace_id);
         }
-        out.push_str(",\"method\":");
-        plain_str(out, self.method);
-        out.push_str(",\"route\":");
-        plain_str(out, self.route);
-        out.push_str(",\"path\":");
-        json_str(out, self.path);
-        out.push_str(",\"status\":");
+        out.extend_from_slice(b",\"method\":");
+        plain_str(out, self.method.as_bytes());
+        out.extend_from_slice(b",\"route\":");
+        plain_str(out, self.route.as_bytes());
+        out.extend_from_slice(b",\"path\":");
+        json_str(out, self.path.as_bytes());
+        out.extend_from_slice(b",\"status\":");
         push_u64(out, u64::from(self.status));
-        out.push_str(",\"duration_ms\":");
+        out.extend_from_slice(b",\"duration_ms\":");
         self.write_duration_ms(out);
         if let Some(error) = self.error {
-            out.push_str(",\"error\":");
-            json_str(out, error);
+            out.extend_from_slice(b",\"error\":");
+            json_str(out, error.as_bytes());
         }
-        out.push_str(",\"target\":\"access\"}\n");
+        out.extend_from_slice(b",\"target\":\"access\"}\n");
     }
 }
 
 /// `s` as a JSON string, when nothing in it needs escaping (checked in debug builds).
-fn plain_str(out: &mut String, s: &str) {
-    debug_assert!(!s.bytes().any(needs_escape), "{s:?} needs escaping");
-    out.push('"');
-    out.push_str(s);
-    out.push('"');
+fn plain_str(out: &mut Vec<u8>, s: &[u8]) {
+    debug_assert!(!s.iter().copied().any(needs_escape), "{s:?} needs escaping");
+    out.push(b'"');
+    out.extend_from_slice(s);
+    out.push(b'"');
 }
 
 /// `n` in decimal, without `fmt`'s machinery.
-fn push_u64(out: &mut String, mut n: u64) {
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut at = buf.len();
     loop {
@@ -145,43 +151,48 @@ fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+    out.extend_from_slice(&buf[at..]);
 }
 
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// `s` as a JSON string: runs that need no escape are copied whole.
-fn json_str(out: &mut String, s: &str) {
+/// `s` as a JSON string: runs that need no escape are copied whole. `s` is UTF-8 (a `&str`'s
+/// bytes, or ASCII): escapes are ASCII, so the runs between them are whole characters.
+fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     // Most ids and paths need no escape: one pass without early exit, which the compiler
     // vectorizes, and a single copy.
-    if !s.bytes().fold(false, |any, b| any | needs_escape(b)) {
+    if !s.iter().fold(false, |any, &b| any | needs_escape(b)) {
         plain_str(out, s);
         return;
     }
-    out.push('"');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
     let mut run = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escaped = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
+    for (i, &b) in s.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
             _ => continue,
         };
-        out.push_str(&s[run..i]);
-        if escaped.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escaped);
-        }
+        out.extend_from_slice(&s[run..i]);
+        out.extend_from_slice(escaped);
         run = i + 1;
     }
-    out.push_str(&s[run..]);
-    out.push('"');
+    out.extend_from_slice(&s[run..]);
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -191,10 +202,10 @@ mod tests {
     use super::*;
 
     fn line(error: Option<&str>, path: &str, trace_id: Option<&str>) -> serde_json::Value {
-        let mut out = String::new();
+        let mut out = Vec::new();
         AccessLine {
-            request_id: "f64ef015e5df4b59a1dd49d5292623dd",
-            trace_id,
+            request_id: b"f64ef015e5df4b59a1dd49d5292623dd",
+            trace_id: trace_id.map(str::as_bytes),
             method: "GET",
             route: "/work/cpu",
             path,
@@ -202,7 +213,8 @@ mod tests {
             duration: Duration::from_micros(66_830),
             error,
         }
-        .write_json(&mut out, "2026-11-30T16:52:02.751944Z");
+        .write_json(&mut out, b"2026-11-30T16:52:02.751944Z");
+        let out = String::from_utf8(out).expect("UTF-8");
         assert!(out.ends_with("}\n"), "one line: {out}");
         assert_eq!(out.matches('\n').count(), 1, "one line: {out}");
         serde_json::from_str(&out).expect("valid JSON")
@@ -211,10 +223,10 @@ mod tests {
     #[test]
     fn writes_the_fields_of_the_tracing_json_layer_in_its_order() {
         let out = {
-            let mut out = String::new();
+            let mut out = Vec::new();
             AccessLine {
-                request_id: "r",
-                trace_id: Some("t"),
+                request_id: b"r",
+                trace_id: Some(b"t"),
                 method: "GET",
                 route: "/work/cpu",
                 path: "/work/cpu",
@@ -222,8 +234,8 @@ mod tests {
                 duration: Duration::from_micros(66_830),
                 error: None,
             }
-            .write_json(&mut out, "2026-11-30T16:52:02.751944Z");
-            out
+            .write_json(&mut out, b"2026-11-30T16:52:02.751944Z");
+            String::from_utf8(out).expect("UTF-8")
         };
         assert_eq!(
             out,
@@ -251,7 +263,7 @@ mod tests {
         }
         for n in nanos {
             let access = AccessLine {
-                request_id: "r",
+                request_id: b"r",
                 trace_id: None,
                 method: "GET",
                 route: "/",
@@ -260,9 +272,9 @@ mod tests {
                 duration: Duration::from_nanos(n),
                 error: None,
             };
-            let mut out = String::new();
+            let mut out = Vec::new();
             access.write_duration_ms(&mut out);
-            assert_eq!(out, access.duration_ms().to_string(), "{n} ns");
+            assert_eq!(out, access.duration_ms().to_string().as_bytes(), "{n} ns");
         }
     }
 

@@ -3,7 +3,8 @@
 //! request id (see request_tracking.rs and access_log.rs).
 //!
 //! Lines go through our own bounded line writer (log_writer.rs): an event loop formats the
-//! line and appends it to a buffer that one thread of its own writes to stdout every 10 ms.
+//! line and appends it to a buffer that one thread of its own writes to stdout every 10 ms
+//! while lines come.
 //! When stdout is not drained (a full pipe, a stuck log shipper) the buffer fills and further
 //! lines are dropped and counted in `loopscope_log_lines_dropped_total`, instead of the write
 //! blocking the event loop, which is the bug loopscope exists to show.

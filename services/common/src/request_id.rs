@@ -79,6 +79,11 @@ impl RequestId {
         Self { bytes, len: 32 }
     }
 
+    /// The id's printable ASCII, for writers of bytes (no UTF-8 check).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         // Only printable ASCII is ever written into the buffer.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()

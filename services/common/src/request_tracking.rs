@@ -120,7 +120,7 @@ where
         };
         Box::pin(REQUEST_ID.scope(request_id, async move {
             let outcome = timed.await;
-            let request_id = request_id.as_str();
+            let request_id = request_id.as_bytes();
             drop(done);
             let mut res = outcome?.map_into_boxed_body();
             if let Some(started) = log {
@@ -140,7 +140,7 @@ where
                     .emit();
                 });
             }
-            if let Ok(value) = HeaderValue::from_str(request_id) {
+            if let Ok(value) = HeaderValue::from_bytes(request_id) {
                 res.headers_mut().insert(X_REQUEST_ID.clone(), value);
             }
             Ok(res)

@@ -36,6 +36,11 @@ impl Timestamp {
         // Only ASCII digits and punctuation are written.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+
+    /// The same ASCII, without checking it is UTF-8 (for writers of bytes).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl MicrosTimestamp {
@@ -49,6 +54,11 @@ impl MicrosTimestamp {
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The same ASCII, without checking it is UTF-8 (for writers of bytes).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 

@@ -103,9 +103,9 @@ impl WorkReport {
         serde_json::to_writer(&mut out, &millis(self.took))?;
         // Timestamps are digits and punctuation: nothing to escape.
         out.extend_from_slice(b",\"started_at\":\"");
-        out.extend_from_slice(self.started_at.as_str().as_bytes());
+        out.extend_from_slice(self.started_at.as_bytes());
         out.extend_from_slice(b"\",\"finished_at\":\"");
-        out.extend_from_slice(self.finished_at.as_str().as_bytes());
+        out.extend_from_slice(self.finished_at.as_bytes());
         out.push(b'"');
         if let Some(backend) = &self.backend {
             out.extend_from_slice(b",\"backend\":");

@@ -67,7 +67,9 @@ pub(crate) async fn perform(
         (Kind::Cpu, Handling::Async) => Execution::here(|| burn(wait)).1,
         (Kind::Call, Handling::Async) => {
             let start = Instant::now();
-            let reply = state.backend.get(&state.client, &query_path(ms)).await;
+            // Boxed: the HTTP call's future is most of this function's, and every request
+            // moves this function's future whole (see the module's comment).
+            let reply = Box::pin(state.backend.get(&state.client, &query_path(ms))).await;
             let (_, mut exec) = Execution::here(|| ());
             exec.took = start.elapsed();
             exec.backend = Some(backend_body(reply)?);
@@ -89,7 +91,7 @@ pub(crate) async fn perform(
                 }),
                 _ => Execution::here(|| backend.get_blocking(&agent, &query_path(ms)).map(Some)),
             };
-            let blocked = run_blocking(&state.instruments, job).await?;
+            let blocked = Box::pin(run_blocking(&state.instruments, job)).await?;
             let (reply, mut exec) = blocked.value;
             exec.queued = blocked.queued;
             if let Some(reply) = reply.transpose() {

@@ -83,8 +83,8 @@ impl RequestTrace {
     }
 
     /// The trace id as 32 lowercase hex digits.
-    pub(crate) fn trace_hex(&self) -> &str {
-        std::str::from_utf8(&self.trace_hex).unwrap_or_default()
+    pub(crate) fn trace_hex(&self) -> &[u8; 32] {
+        &self.trace_hex
     }
 
     pub(crate) fn sampled(&self) -> bool {
@@ -238,10 +238,10 @@ pub fn child_span(op: &'static str, description: &str) -> Option<Span> {
 }
 
 /// Calls `f` with the current request's trace id in hex, if this task serves a request.
-pub(crate) fn with_trace_hex<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+pub(crate) fn with_trace_hex<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
     let mut f = Some(f);
     CURRENT
-        .try_with(|t| (f.take().expect("called once"))(Some(t.trace_hex())))
+        .try_with(|t| (f.take().expect("called once"))(Some(t.trace_hex().as_slice())))
         .unwrap_or_else(|_| (f.take().expect("called once"))(None))
 }
 

@@ -145,7 +145,7 @@ fn timestamp(out: &mut Vec<u8>, at: SystemTime) {
 /// its tests, take nothing else there).
 fn rfc3339(out: &mut Vec<u8>, at: SystemTime) {
     out.push(b'"');
-    out.extend_from_slice(MicrosTimestamp::at(at).as_str().as_bytes());
+    out.extend_from_slice(MicrosTimestamp::at(at).as_bytes());
     out.push(b'"');
 }
 
