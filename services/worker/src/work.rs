@@ -32,13 +32,17 @@ impl Execution {
     fn here<T>(f: impl FnOnce() -> T) -> (T, Self) {
         let start = Instant::now();
         let out = f();
-        let exec = Self {
+        (out, Self::took_here(start.elapsed()))
+    }
+
+    /// Work of this long that ran here, on the current thread.
+    fn took_here(took: Duration) -> Self {
+        Self {
             thread: this_thread(),
             queued: Duration::ZERO,
-            took: start.elapsed(),
+            took,
             backend: None,
-        };
-        (out, exec)
+        }
     }
 }
 
@@ -57,21 +61,18 @@ pub(crate) async fn perform(
         #[allow(clippy::disallowed_methods)] // the `block` kind exists to show this bug
         (Kind::Block, _) => Execution::here(|| std::thread::sleep(wait)).1,
         (Kind::Io, Handling::Async) => {
-            let (fut, mut exec) = Execution::here(|| actix_web::rt::time::sleep(wait));
             let start = Instant::now();
-            fut.await;
-            exec.took = start.elapsed();
-            exec
+            actix_web::rt::time::sleep(wait).await;
+            Execution::took_here(start.elapsed())
         }
         // Async does not help CPU-bound work: it runs on the event loop and holds it.
         (Kind::Cpu, Handling::Async) => Execution::here(|| burn(wait)).1,
         (Kind::Call, Handling::Async) => {
             let start = Instant::now();
             // Boxed: the HTTP call's future is most of this function's, and every request
-            // moves this function's future whole (see the module's comment).
+            // moves this function's future whole.
             let reply = Box::pin(state.backend.get(&state.client, &query_path(ms))).await;
-            let (_, mut exec) = Execution::here(|| ());
-            exec.took = start.elapsed();
+            let mut exec = Execution::took_here(start.elapsed());
             exec.backend = Some(backend_body(reply)?);
             exec
         }
