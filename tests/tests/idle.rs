@@ -3,13 +3,14 @@
 //! milliseconds. Wake-ups of an idle process are CPU, power and noise for its neighbours on
 //! a node, paid by every replica of every service, all day.
 //!
-//! What still ticks, on purpose: the stall watchdog (every 10 ms, to take a stack within
-//! 10 ms of the capture threshold), the stall reporter and the lag probe (their intervals).
+//! What still ticks, on purpose: the stall watchdog (every quarter of the capture threshold
+//! while no poll runs, every 10 ms while one does) and the lag probe's timer on each event
+//! loop (its interval).
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use loopscope_tests::spotlight::Spotlight;
-use loopscope_tests::start;
+use loopscope_tests::{start, wait_for_log};
 
 /// Voluntary context switches (the thread went to sleep) by thread, keyed `name/tid`.
 fn sleeps_by_thread(pid: i32) -> BTreeMap<String, u64> {
@@ -35,7 +36,7 @@ fn sleeps_by_thread(pid: i32) -> BTreeMap<String, u64> {
 }
 
 #[test]
-fn an_idle_worker_s_log_and_sentry_threads_sleep_until_there_is_work() {
+fn an_idle_worker_s_log_sentry_and_stall_report_threads_sleep_until_there_is_work() {
     let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let dsn = spotlight.dsn();
@@ -57,34 +58,52 @@ fn an_idle_worker_s_log_and_sentry_threads_sleep_until_there_is_work() {
     spotlight.wait_for("the transaction", Duration::from_secs(10), |t| {
         t["type"] == "transaction"
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Start-up work done: symbols loaded (each logs a line when ready).
+    wait_for_log(&svc, "panic reporter ready");
+    wait_for_log(&svc, "stall capture ready");
+    // Past the quiet spell after which the log and Sentry threads sleep (100 ms).
+    std::thread::sleep(Duration::from_millis(400));
 
     let before = sleeps_by_thread(svc.pid());
     let window = Duration::from_secs(2);
     std::thread::sleep(window);
     let after = sleeps_by_thread(svc.pid());
 
-    // comm is cut to 15 bytes: "loopscope-sentr" is the sender, the panic reporter and the
-    // closer; "loopscope-log" the log thread.
-    let watched =
-        |name: &str| name.starts_with("loopscope-log") || name.starts_with("loopscope-sentr");
     let woke: BTreeMap<&String, u64> = after
         .iter()
         .filter_map(|(thread, n)| Some((thread, n - before.get(thread)?)))
         .collect();
-    let watched_threads: Vec<_> = woke.keys().filter(|t| watched(t)).collect();
+    // comm is cut to 15 bytes: "loopscope-sentr" is the sender, the panic reporter and the
+    // closer; "loopscope-stall" the stall reporter and the watchdog (which ticks).
+    let named = |prefix: &str| -> Vec<u64> {
+        woke.iter()
+            .filter(|(thread, _)| thread.starts_with(prefix))
+            .map(|(_, n)| *n)
+            .collect()
+    };
+    let (log, sentry, stall) = (
+        named("loopscope-log/"),
+        named("loopscope-sentr/"),
+        named("loopscope-stall/"),
+    );
     assert!(
-        watched_threads.len() >= 2,
-        "the log and Sentry threads were not found: {woke:?}"
+        log.len() == 1 && !sentry.is_empty() && stall.len() == 2,
+        "the log, Sentry and stall threads were not all found: {woke:?}"
     );
     // The sender looks at the client report it may owe once a second.
     let limit = 2 * window.as_secs() + 1;
-    let restless: Vec<_> = woke
-        .iter()
-        .filter(|(thread, n)| watched(thread) && **n > limit)
-        .collect();
     assert!(
-        restless.is_empty(),
-        "idle for {window:?}, these threads woke more than {limit} times: {restless:?} (all: {woke:?})"
+        log[0] <= limit && sentry.iter().all(|&n| n <= limit),
+        "idle for {window:?}, the log or a Sentry thread woke more than {limit} times: {woke:?}"
+    );
+    // The reporter sleeps; the watchdog looks every 25 ms (the default threshold's quarter).
+    let (reporter, watchdog) = (stall.iter().min(), stall.iter().max());
+    assert!(
+        reporter.is_some_and(|&n| n <= limit),
+        "idle for {window:?}, the stall reporter woke more than {limit} times: {woke:?}"
+    );
+    assert!(
+        watchdog.is_some_and(|&n| n <= 60 * window.as_secs()),
+        "the watchdog looked more often than every quarter of the threshold: {woke:?}"
     );
 }

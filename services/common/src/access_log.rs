@@ -86,7 +86,7 @@ impl AccessLine<'_> {
     }
 
     fn emit_through_tracing(&self) {
-        let ascii = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let ascii = |bytes| std::str::from_utf8(bytes).unwrap_or_default();
         tracing::info!(
             target: "access",
             request_id = ascii(self.request_id),
@@ -276,6 +276,16 @@ mod tests {
             access.write_duration_ms(&mut out);
             assert_eq!(out, access.duration_ms().to_string().as_bytes(), "{n} ns");
         }
+    }
+
+    #[test]
+    fn escapes_are_the_bytes_json_writers_write() {
+        let mut out = Vec::new();
+        json_str(&mut out, "a\"b\\c\n\r\t\u{1}\u{1f}\u{7f}é/ok".as_bytes());
+        assert_eq!(
+            String::from_utf8(out).expect("UTF-8"),
+            "\"a\\\"b\\\\c\\n\\r\\t\\u0001\\u001f\u{7f}é/ok\""
+        );
     }
 
     #[test]

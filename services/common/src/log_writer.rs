@@ -2,9 +2,11 @@
 //! of its own drains every [`DRAIN_EVERY`], so a line costs an event loop one uncontended lock
 //! and a copy, and under load never a wake-up.
 //!
-//! Idle, the thread sleeps until a line comes: a drain that finds nothing marks it asleep, and
-//! the next line wakes it (one futex call, on the first line after a quiet spell only). It used
-//! to look every 10 ms regardless: 100 wake-ups a second of every idle service.
+//! Idle, the thread sleeps until a line comes: after [`QUIET_DRAINS`] drains in a row found
+//! nothing (100 ms without a line), it marks itself asleep and the next line wakes it (one
+//! futex call on an event loop, after a quiet spell only: a trickle of lines, down to 10 a
+//! second, never wakes it). It used to look every 10 ms regardless: 100 wake-ups a second of
+//! every idle service.
 //!
 //! tracing-appender's non-blocking writer, used before, hands every line through a channel
 //! and wakes its thread for it: a futex call on the event loop, then a context switch, a
@@ -24,8 +26,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
-/// How often the log thread looks for lines.
+/// How often the log thread looks for lines, while lines come.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
+/// Empty drains in a row after which the log thread sleeps until a line wakes it.
+const QUIET_DRAINS: u32 = 10;
 
 /// Bytes of lines waiting for the log thread before lines are dropped: ~15 k access-log
 /// lines, a second or two of stdout not keeping up at 10 k requests/s.
@@ -159,25 +164,36 @@ pub(crate) fn spawn(
 fn drain(shared: &Shared, mut sink: impl Write) {
     let _ = shared.thread.set(thread::current());
     let mut batch = Vec::with_capacity(PENDING_BYTES);
+    let mut empty_drains = 0;
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
-        {
+        let asleep = {
             let mut pending = shared.pending();
             std::mem::swap(&mut pending.lines, &mut batch);
+            empty_drains = if batch.is_empty() {
+                empty_drains + 1
+            } else {
+                0
+            };
             // Under the same lock as the swap: no line slips in between and is lost uncounted,
             // and none is appended unseen after the thread decided to sleep.
             pending.closed = stopping;
-            pending.asleep = batch.is_empty();
+            pending.asleep = empty_drains >= QUIET_DRAINS;
+            pending.asleep
+        };
+        // Nothing runs between deciding to sleep and `park` (a sink's `flush` that parked
+        // would take the wake-up meant for us).
+        if !batch.is_empty() {
+            let unwritten = write_lines(&mut sink, &batch);
+            shared.count_dropped(unwritten);
+            batch.clear();
         }
-        let unwritten = write_lines(&mut sink, &batch);
-        shared.count_dropped(unwritten);
-        let idle = batch.is_empty();
-        batch.clear();
         if stopping {
+            let _ = sink.flush();
             return;
         }
         // An unpark that came first (a line, the stop) makes either return at once.
-        if idle {
+        if asleep {
             thread::park();
         } else {
             thread::park_timeout(DRAIN_EVERY);
@@ -324,6 +340,31 @@ mod tests {
             assert!(Instant::now() < deadline, "the line never reached the sink");
             thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a plain test thread, no event loop
+    fn a_line_after_a_quiet_spell_wakes_the_sleeping_thread() {
+        let sink = Recorder::default();
+        let (mut writer, _drainer) =
+            spawn(sink.clone(), Duration::from_secs(5)).expect("the log thread");
+        let arrived = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while sink.0.lock().expect("the recorder").concat().len() < n {
+                assert!(Instant::now() < deadline, "line {n} never reached the sink");
+                thread::sleep(Duration::from_millis(2));
+            }
+        };
+        writer.write_all(b"first\n").expect("a write");
+        arrived(6);
+        // The thread falls asleep after a quiet spell (on a busy machine, later).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !writer.0.pending().asleep {
+            assert!(Instant::now() < deadline, "the thread never fell asleep");
+            thread::sleep(DRAIN_EVERY);
+        }
+        writer.write_all(b"second\n").expect("a write");
+        arrived(13);
     }
 
     /// A sink that refuses every write: stdout closed.

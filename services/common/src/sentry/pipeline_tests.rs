@@ -411,3 +411,22 @@ fn an_ipv6_dsn_is_reached_and_named_with_brackets() {
         "{request}"
     );
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // a plain test thread, no event loop
+fn an_idle_transport_asleep_on_its_queue_is_dropped_at_once() {
+    let rx = receiver(false);
+    let timeout = Duration::from_secs(5);
+    let transport = transport_to(rx.port, timeout);
+    send_events(&transport, 1, timeout);
+    // Past the quiet spell: the sender sleeps on its queue, woken only by a task or after a
+    // second (the client-report look).
+    std::thread::sleep(Duration::from_millis(400));
+    let dropping = std::time::Instant::now();
+    drop(transport);
+    assert!(
+        dropping.elapsed() < Duration::from_millis(500),
+        "the stop did not wake the sender: the drop took {:?}",
+        dropping.elapsed()
+    );
+}

@@ -35,13 +35,16 @@ use super::transaction::Finished;
 /// The first backoff after a failed send, and the longest.
 const FIRST_BACKOFF_SECS: u64 = 1;
 const MAX_BACKOFF_SECS: u64 = 60;
-/// How long the sending thread, woken by an envelope after a quiet spell, waits for others to
-/// come with it. Busy, it takes what was queued while it sent the last batch and never waits
-/// on the queue, so handing over an envelope does not wake it: a wake is a futex call on the
-/// event loop that finished the transaction, and a context switch on its core. Idle, it
-/// sleeps on the queue: one wake per quiet spell, not one per envelope, and no wake-ups of an
-/// idle service (it used to look every 10 ms). An event reaches Sentry at most this much later.
+/// How often the sending thread looks for queued envelopes while they come. It looks rather
+/// than waits on the queue, so handing over an envelope does not wake it: a wake is a futex
+/// call on the event loop that finished the transaction, and a context switch on its core.
+/// After [`QUIET_POLLS`] looks in a row found nothing (100 ms without an envelope) it sleeps
+/// on the queue, and the next envelope wakes it: one wake per quiet spell (a trickle of ten
+/// envelopes a second never wakes it), and no wake-ups of an idle service, which it used to
+/// look for every 10 ms. Woken by an envelope, it waits this long for others to come with it.
+/// An event reaches Sentry at most this much later.
 const POLL: Duration = Duration::from_millis(10);
+const QUIET_POLLS: u32 = 10;
 /// Envelopes queued beyond this are dropped (and recorded as lost): a few polls' worth at
 /// thousands of sampled requests a second, a few hundred KiB at most.
 const DEFAULT_CAPACITY: usize = 1024;
@@ -309,6 +312,7 @@ impl EnvelopeSender {
     fn run(mut self, tasks: &Receiver<Task>, stop: &AtomicBool) {
         // The task that woke the sender from its sleep on the queue: the first of the batch.
         let mut woken_by = None;
+        let mut quiet_polls = 0;
         loop {
             let mut batch = Vec::new();
             let mut flushes = Vec::new();
@@ -336,7 +340,13 @@ impl EnvelopeSender {
             if gone || (idle && stop.load(Ordering::Relaxed)) {
                 return;
             }
-            if idle {
+            quiet_polls = if idle { quiet_polls + 1 } else { 0 };
+            if idle && quiet_polls < QUIET_POLLS {
+                self.report_losses();
+                // The transport's own thread, never an event loop (see POLL).
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(POLL);
+            } else if idle {
                 self.report_losses();
                 woken_by = match tasks.recv_timeout(REPORT_EVERY) {
                     Ok(task) => Some(task),
