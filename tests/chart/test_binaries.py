@@ -6,6 +6,7 @@ build, which `make test` runs first); skipped without them."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,10 +22,31 @@ from conftest import ROOT, SERVICES, container_env, render
 BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "debug"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def quiet_ports(n: int) -> list[int]:
+    """`n` free ports below the kernel's ephemeral range, as tests/src/lib.rs's `quiet_ports`:
+    a port `bind(0)` returned may go to another test's outgoing connection before the binary
+    binds it, and the kernel hands out none below that range by itself."""
+    try:
+        start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        start = 32768
+    held: list[socket.socket] = []
+    try:
+        while len(held) < n:
+            s = socket.socket()
+            try:
+                if start > 11024:
+                    s.bind(("127.0.0.1", random.randrange(start - 10000, start)))
+                else:
+                    s.bind(("127.0.0.1", 0))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def get(url: str) -> tuple[int, str]:
@@ -45,7 +67,7 @@ def test_binary_runs_with_the_rendered_env(key: str, component: str, exposition:
     binary = "worker" if key.startswith("worker") else key
     if not (BIN_DIR / binary).exists():
         pytest.skip(f"{BIN_DIR / binary} not built (make build)")
-    http, admin = free_port(), free_port()
+    http, admin = quiet_ports(2)
     r = render(
         {
             "ports": {"http": http, "admin": admin},

@@ -340,6 +340,15 @@ pub fn wait_for_log(svc: &Service, text: &str) {
     }
 }
 
+/// `args`, reporting to Sentry at `dsn` with `traces` as the traces sample rate.
+pub fn reporting_to<'a>(dsn: &'a str, traces: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    [
+        args,
+        &["--sentry-dsn", dsn, "--sentry-traces-sample-rate", traces],
+    ]
+    .concat()
+}
+
 /// Ports for a process that is told its ports (it does not bind 0 and say which it got).
 /// A port `bind(0)` returned is in the kernel's ephemeral range: once we close it, another
 /// test's outgoing connection or listener may get it before the process binds it (it

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use loopscope_tests::spotlight::Spotlight;
-use loopscope_tests::{start, wait_for_log};
+use loopscope_tests::{reporting_to, start, wait_for_log};
 
 /// Voluntary context switches (the thread went to sleep) by thread, keyed `name/tid`.
 fn sleeps_by_thread(pid: i32) -> BTreeMap<String, u64> {
@@ -42,16 +42,7 @@ fn an_idle_worker_s_log_sentry_and_stall_report_threads_sleep_until_there_is_wor
     let dsn = spotlight.dsn();
     let svc = start(
         "worker",
-        &[
-            "--handling",
-            "async",
-            "--workers",
-            "1",
-            "--sentry-dsn",
-            &dsn,
-            "--sentry-traces-sample-rate",
-            "1",
-        ],
+        &reporting_to(&dsn, "1", &["--handling", "async", "--workers", "1"]),
     );
     // Work for both: an access line to write, a transaction to send.
     assert_eq!(svc.get("/work/cpu?ms=0").0, 200);

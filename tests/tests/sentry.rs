@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use contract::{BackendReport, ErrorBody, Kind, WorkReport};
 use loopscope_tests::spotlight::{self, Spotlight, exception, request_url, tag, trace};
 use loopscope_tests::{
-    Reply, Service, black_hole, closed_port_url, dsn_at, get_reply, read_as, start,
+    Reply, Service, black_hole, closed_port_url, dsn_at, get_reply, read_as, reporting_to, start,
 };
 use serde_json::Value;
 
@@ -44,11 +44,7 @@ fn worker(spotlight: &Spotlight, extra: &[&str]) -> Service {
 
 /// `args`, reporting to `dsn` with every request traced.
 fn traced<'a>(dsn: &'a str, args: &[&'a str]) -> Vec<&'a str> {
-    [
-        args,
-        &["--sentry-dsn", dsn, "--sentry-traces-sample-rate", "1.0"],
-    ]
-    .concat()
+    reporting_to(dsn, "1.0", args)
 }
 
 fn assert_worker_tags(item: &Value) {
@@ -477,18 +473,17 @@ fn a_sentry_host_that_never_answers_does_not_slow_requests_or_the_shutdown() {
     let dsn = dsn_at(black_hole.local_addr().expect("black hole address"));
     let mut svc = start(
         "worker",
-        &[
-            "--handling",
-            "async",
-            "--sentry-dsn",
+        &traced(
             &dsn,
-            "--sentry-traces-sample-rate",
-            "1.0",
-            "--sentry-timeout-ms",
-            "1000",
-            "--shutdown-grace-secs",
-            "2",
-        ],
+            &[
+                "--handling",
+                "async",
+                "--sentry-timeout-ms",
+                "1000",
+                "--shutdown-grace-secs",
+                "2",
+            ],
+        ),
     );
 
     for _ in 0..3 {
@@ -767,17 +762,7 @@ fn unsampled_requests_send_no_transaction_but_their_errors_keep_the_trace() {
     let _machine = loopscope_tests::machine::shared();
     let spotlight = Spotlight::start();
     let dsn = spotlight.dsn();
-    let svc = start(
-        "worker",
-        &[
-            "--handling",
-            "async",
-            "--sentry-dsn",
-            &dsn,
-            "--sentry-traces-sample-rate",
-            "0",
-        ],
-    );
+    let svc = start("worker", &reporting_to(&dsn, "0", &["--handling", "async"]));
     // Probes and unsampled requests first: the transport sends in order, so any transaction
     // of theirs would arrive before the error event awaited below.
     for path in ["/healthz", "/readyz", "/work/io?ms=1"] {

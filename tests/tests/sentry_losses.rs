@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loopscope_tests::{dsn_at, start};
+use loopscope_tests::{dsn_at, reporting_to, start};
 use serde_json::Value;
 
 /// A Sentry that answers every envelope 429 with a transaction rate limit, keeping the
@@ -76,14 +76,7 @@ fn transactions_held_back_by_a_rate_limit_are_reported_as_lost() {
     let (dsn, bodies) = rate_limiting_sentry();
     let svc = start(
         "worker",
-        &[
-            "--handling",
-            "async",
-            "--sentry-dsn",
-            &dsn,
-            "--sentry-traces-sample-rate",
-            "1.0",
-        ],
+        &reporting_to(&dsn, "1.0", &["--handling", "async"]),
     );
     // The first transaction is answered with the limit; wait for it, then send five more.
     assert_eq!(svc.get("/work/io?ms=1").0, 200);
