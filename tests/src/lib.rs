@@ -407,3 +407,76 @@ pub fn closed_port_url() -> String {
     drop(listener);
     url
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    #[test]
+    fn quiet_ports_are_distinct_free_and_below_the_ephemeral_range() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .expect("the ephemeral range");
+        let start: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        let ports = quiet_port_numbers(11);
+        assert_eq!(ports.len(), 11);
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 11, "{ports:?}");
+        assert!(
+            ports.iter().all(|&p| p < start && p >= start - 10_000),
+            "{ports:?} not in the 10,000 below {start}"
+        );
+        // Closed again: free for the process they are for.
+        for port in ports {
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("free again");
+        }
+    }
+
+    #[test]
+    fn a_binary_older_than_a_source_it_lists_is_refused() {
+        // Inside the workspace (only its files are checked), in a folder of this test's own.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/stale-binary-test")
+            .join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let (binary, source) = (dir.join("service"), dir.join("main.rs"));
+        std::fs::write(&source, "fn main() {}").expect("a source");
+        std::fs::write(&binary, "").expect("a binary");
+        std::fs::write(
+            binary.with_extension("d"),
+            format!("{}: {}\n", binary.display(), source.display()),
+        )
+        .expect("dep-info");
+        let set_age = |path: &Path, secs_ago: u64| {
+            let at = SystemTime::now() - Duration::from_secs(secs_ago);
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_modified(at))
+                .expect("set mtime");
+        };
+        // Built after its source changed: accepted.
+        set_age(&source, 20);
+        set_age(&binary, 10);
+        assert_built_from_current_sources(&binary);
+        // A fresh binary path (the check is remembered per binary) built before the change.
+        let stale = dir.join("stale");
+        std::fs::copy(&binary, &stale).expect("a copy");
+        std::fs::copy(binary.with_extension("d"), stale.with_extension("d")).expect("a copy");
+        set_age(&stale, 30);
+        let refused = std::panic::catch_unwind(|| assert_built_from_current_sources(&stale));
+        let _ = std::fs::remove_dir_all(&dir);
+        let message = refused.expect_err("a stale binary is refused");
+        let text = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            text.contains("is older than its sources") && text.contains("main.rs"),
+            "{text}"
+        );
+    }
+}
